@@ -1,0 +1,178 @@
+"""The axolotl dataset type `axolotl_multiturn.chat`: a thin adapter over the render/encode/masking rooms.
+
+axolotl imports this module for `type: axolotl_multiturn.chat` and calls `load(tokenizer, cfg, ds_cfg)`.
+`load` returns a dataset-wrapping strategy because `masking: auto` must see the whole dataset before the
+first row is labelled; the per-batch work is `MultiTurnStrategy.tokenize_prompt`, a batched axolotl
+prompt-tokenizing strategy that also works on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from axolotl.prompt_tokenizers import DatasetWrappingStrategy, PromptTokenizingStrategy
+from axolotl.utils.chat_templates import get_chat_template
+from datasets import Dataset, IterableDataset
+from transformers import PreTrainedTokenizerBase
+
+from axolotl_multiturn.encode import Encoded, Encoder
+from axolotl_multiturn.masking import AutoDecision, Mode, decide, span_trained
+from axolotl_multiturn.messages import InvalidConversation, Message, parse_conversation, without_nulls
+from axolotl_multiturn.options import ConfigError, Options, resolve
+from axolotl_multiturn.render import KNOWN_STOP_STRINGS, ChatRenderer, UnlabelableError
+
+LOG = logging.getLogger("axolotl_multiturn.chat")
+FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
+
+
+class RowError(ValueError):
+    """A dataset row that cannot be used, named by its index."""
+
+
+def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any],
+                          ds_cfg: Mapping[str, Any]) -> str:
+    """axolotl's own `chat_template` / `chat_template_jinja` keys; chatml when the model has none."""
+    source = ds_cfg if ds_cfg.get("chat_template") or ds_cfg.get("chat_template_jinja") else cfg
+    jinja = source.get("chat_template_jinja")
+    choice = source.get("chat_template") or ("jinja" if jinja else FALLBACK_TEMPLATE)
+    return get_chat_template(choice, jinja_template=jinja, tokenizer=tokenizer)
+
+
+def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any],
+                  options: Options) -> Encoder:
+    template = resolve_chat_template(tokenizer, cfg, ds_cfg)
+    stops = [*options.stop_tokens, *(cfg.get("eot_tokens") or []), tokenizer.eos_token,
+             *(s for s in KNOWN_STOP_STRINGS if s in template)]
+    kwargs = {**tokenizer.special_tokens_map, **(cfg.get("chat_template_kwargs") or {})}
+    return Encoder(tokenizer, ChatRenderer(template, kwargs, [s for s in stops if s]))
+
+
+class MultiTurnStrategy(PromptTokenizingStrategy):
+    """Batched: one template render per conversation and one tokenizer call per batch."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, encoder: Encoder, options: Options,
+                 field_messages: str = "messages", sequence_len: int = 2048, source: str = "dataset"):
+        super().__init__(None, tokenizer, train_on_inputs=False, sequence_len=sequence_len)
+        self.encoder = encoder
+        self.options = options
+        self.field_messages = field_messages
+        self.source = source
+        # The mode that labels rows; for `auto` it is set by `decide_auto` before any row is labelled.
+        # It is part of this object's pickled state, hence of the datasets map fingerprint.
+        self.mode: Mode | None = None if options.masking is Mode.AUTO else options.masking
+
+    @property
+    def supports_batched(self) -> bool:
+        return True
+
+    def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> list[tuple[Message, ...]]:
+        if self.field_messages not in batch:
+            raise RowError(f"{self.source}: no column {self.field_messages!r} (columns: {', '.join(batch)}); "
+                           "set field_messages on the dataset entry")
+        out = []
+        for index, raw in zip(indices, batch[self.field_messages]):
+            row = {"messages": [without_nulls(m) if isinstance(m, Mapping) else m for m in raw]
+                   if isinstance(raw, list) else raw}
+            try:
+                out.append(parse_conversation(row))
+            except InvalidConversation as error:
+                raise RowError(f"{self.source} row {index}: {error}. Fix the row; `check-chat-jsonl FILE` "
+                               "lists every problem with its line") from None
+        return out
+
+    def tokenize_prompt(self, prompt: Mapping[str, Sequence[Any]]) -> dict[str, list[list[int]]]:
+        return self.tokenize_rows(prompt, range(len(next(iter(prompt.values()), []))))
+
+    def tokenize_rows(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
+        if self.mode is None:
+            raise ConfigError(f"{self.source}: masking is auto, but the dataset was not scanned; "
+                              "load it through axolotl (or call decide_auto) first")
+        out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
+        conversations = self.conversations(batch, indices)
+        for index, item in zip(indices, self.encoder.encode(conversations)):
+            try:
+                if isinstance(item, UnlabelableError):
+                    raise item
+                labels = self.label(item)
+            except UnlabelableError as error:
+                if self.options.on_unlabelable == "skip":
+                    LOG.warning("%s row %d skipped: %s", self.source, index, error)
+                    continue
+                raise RowError(f"{self.source} row {index}: {error}. Fix the row, or set "
+                               "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
+            out["input_ids"].append(item.input_ids.tolist())
+            out["attention_mask"].append([1] * len(item.input_ids))
+            out["labels"].append(labels.tolist())
+        return out
+
+    def label(self, item: Encoded) -> np.ndarray:
+        assert self.mode is not None
+        return item.labels(span_trained(item.rendered.spans, item.messages, self.mode,
+                                        self.options.last_turn_only))
+
+    def content_token_counts(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
+        """Per row: tokens in non-assistant and in assistant contents (the `auto` statistics)."""
+        conversations = self.conversations(batch, indices)
+        contents = [m.content for c in conversations for m in c]
+        lengths = iter(len(ids) for ids in self.tokenizer(contents, add_special_tokens=False)["input_ids"])
+        out: dict[str, list] = {"non_assistant": [], "assistant": []}
+        for conversation in conversations:
+            counts = {"non_assistant": 0, "assistant": 0}
+            for message in conversation:
+                counts["assistant" if message.role == "assistant" else "non_assistant"] += next(lengths)
+            for key, value in counts.items():
+                out[key].append(value)
+        return out
+
+    def decide_auto(self, dataset: Dataset, num_proc: int | None = None) -> AutoDecision:
+        counts = dataset.map(self.content_token_counts, with_indices=True, batched=True, batch_size=1000,
+                             num_proc=num_proc, remove_columns=dataset.column_names,
+                             desc="axolotl_multiturn: masking auto statistics")
+        decision = decide(len(dataset), int(np.sum(counts["non_assistant"])), int(np.sum(counts["assistant"])),
+                          self.options.auto)
+        self.mode = decision.mode
+        return decision
+
+
+class ChatDatasetWrapper(DatasetWrappingStrategy):
+    """Scans the dataset for `auto`, then labels every row; names rows in errors, counts skips."""
+
+    def __init__(self, strategy: MultiTurnStrategy):
+        self.strategy = strategy
+
+    def wrap_dataset(self, dataset: Dataset | IterableDataset, process_count: int | None = None,
+                     keep_in_memory: bool | None = False, **kwargs: Any) -> Dataset | IterableDataset:
+        strategy = self.strategy
+        if isinstance(dataset, IterableDataset):
+            if strategy.mode is None:
+                raise ConfigError(f"{strategy.source}: masking auto needs the whole dataset to decide; "
+                                  "with a streaming dataset set masking to instruction or boilerplate")
+            return dataset.map(strategy.tokenize_rows, with_indices=True, batched=True,
+                               remove_columns=list(dataset.column_names or []))
+        if strategy.mode is None:
+            LOG.info("axolotl_multiturn: %s: %s", strategy.source,
+                     strategy.decide_auto(dataset, process_count).describe())
+        mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
+                             num_proc=process_count, keep_in_memory=bool(keep_in_memory),
+                             remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
+        skipped = len(dataset) - len(mapped)
+        if skipped:
+            LOG.warning("axolotl_multiturn: %s: skipped %d of %d rows that cannot be labelled exactly "
+                        "(on_unlabelable: skip; each is logged above with its row index)",
+                        strategy.source, skipped, len(dataset))
+        return mapped
+
+
+def load(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None = None,
+         processor: Any = None) -> ChatDatasetWrapper:
+    """axolotl's entry point for `type: axolotl_multiturn.chat`."""
+    ds_cfg = ds_cfg or {}
+    source = str(ds_cfg.get("path") or "dataset")
+    options = resolve(cfg, ds_cfg, where=source)
+    strategy = MultiTurnStrategy(tokenizer, build_encoder(tokenizer, cfg, ds_cfg, options), options,
+                                 field_messages=ds_cfg.get("field_messages") or "messages",
+                                 sequence_len=cfg.get("sequence_len") or 2048, source=source)
+    return ChatDatasetWrapper(strategy)

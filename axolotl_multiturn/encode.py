@@ -1,0 +1,102 @@
+"""Tokenize rendered conversations once, with offsets, and turn span decisions into exact labels.
+
+Each token is mapped to the first and last span its characters touch. A token is trained when every
+span it touches is trained and masked when none is; a token that touches both (a tokenizer merge across
+a turn boundary whose two sides the policy treats differently) cannot be labelled exactly and raises
+`UnlabelableError` rather than being guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+from axolotl_multiturn.messages import Message
+from axolotl_multiturn.render import ChatRenderer, Kind, Rendered, UnlabelableError
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One tokenized conversation: ids, and for every token the first and last span it touches."""
+
+    input_ids: np.ndarray
+    rendered: Rendered
+    messages: tuple[Message, ...]
+    first: np.ndarray
+    last: np.ndarray
+
+    def labels(self, span_trained: np.ndarray) -> np.ndarray:
+        """Input ids where trained, -100 where masked; raises on a token that is neither."""
+        changes = np.concatenate(([0], np.cumsum(span_trained[1:] != span_trained[:-1])))
+        mixed = np.flatnonzero(changes[self.last] != changes[self.first])
+        if mixed.size:
+            raise UnlabelableError(self._describe_mixed(int(mixed[0]), span_trained))
+        return np.where(span_trained[self.first], self.input_ids, IGNORE_INDEX)
+
+    def _describe_mixed(self, token: int, span_trained: np.ndarray) -> str:
+        spans = self.rendered.spans[self.first[token]: self.last[token] + 1]
+        parts = []
+        for span in spans:
+            owner = (f"message {span.message} ({self.messages[span.message].role}) {span.kind.name.lower()}"
+                     if span.kind is not Kind.TEMPLATE else "template text")
+            parts.append(owner)
+        text = self.rendered.text[spans[0].start:spans[-1].end]
+        return (f"token {token} (id {int(self.input_ids[token])}) merges {' and '.join(parts)}, which this "
+                f"masking mode labels differently (near {text[-60:]!r}); no exact label exists for it")
+
+
+def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last span index each token touches.
+
+    A character no token's offsets cover (tokenizers that trim whitespace from offsets) is counted as
+    touched by both neighbouring tokens, so it can only make a label stricter, never silently wrong.
+    """
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    previous_end = np.concatenate(([0], ends[:-1]))
+    next_start = np.concatenate((starts[1:], [text_len]))
+    lo = np.minimum(starts, previous_end)
+    hi = np.maximum(np.maximum(ends, next_start), lo + 1)
+    hi = np.minimum(hi, max(text_len, 1))
+    first = np.searchsorted(span_starts, lo, side="right") - 1
+    last = np.searchsorted(span_starts, hi - 1, side="right") - 1
+    return np.maximum(first, 0), np.maximum(last, 0)
+
+
+class Encoder:
+    """One template render and one tokenizer call per batch of conversations."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, renderer: ChatRenderer):
+        if not tokenizer.is_fast:
+            raise ValueError("axolotl_multiturn needs a fast (Rust `tokenizers`) tokenizer: exact labels "
+                             "come from its character offsets")
+        self.tokenizer = tokenizer
+        self.renderer = renderer
+
+    def encode(self, conversations: Sequence[Sequence[Message]]) -> list[Encoded | UnlabelableError]:
+        """Encode a batch; a row that cannot be rendered exactly comes back as its error, in place."""
+        rendered: list[Rendered | UnlabelableError] = []
+        for messages in conversations:
+            try:
+                rendered.append(self.renderer.render(messages))
+            except UnlabelableError as error:
+                rendered.append(error)
+        ok = [r for r in rendered if isinstance(r, Rendered)]
+        batch = self.tokenizer([r.text for r in ok], add_special_tokens=False,
+                               return_offsets_mapping=True) if ok else {"input_ids": [], "offset_mapping": []}
+        encoded = iter(zip(batch["input_ids"], batch["offset_mapping"]))
+        out: list[Encoded | UnlabelableError] = []
+        for messages, item in zip(conversations, rendered):
+            if isinstance(item, UnlabelableError):
+                out.append(item)
+                continue
+            ids, offsets = next(encoded)
+            span_starts = np.fromiter((s.start for s in item.spans), dtype=np.int64, count=len(item.spans))
+            offsets_arr = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+            first, last = _span_ranges(offsets_arr, span_starts, len(item.text))
+            out.append(Encoded(np.asarray(ids, dtype=np.int64), item, tuple(messages), first, last))
+        return out

@@ -1,0 +1,61 @@
+"""The axolotl plugin: adds the top-level `multiturn:` block and keeps per-dataset options alive.
+
+axolotl validates its config with pydantic and silently drops dataset keys it does not know. The plugin
+sees the raw YAML first (`register`), rejects misspelt keys in our block and in dataset entries of our
+type, and moves each entry's options into the carrier field (see `options.CARRIER_KEY`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axolotl.integrations.base import BasePlugin
+from axolotl.utils.schemas.datasets import SFTDataset
+from pydantic import BaseModel, field_validator
+
+from axolotl_multiturn import DATASET_TYPE
+from axolotl_multiturn.options import ConfigError, carry, option_keys, suggest, validate_block
+
+DATASET_SECTIONS = ("datasets", "test_datasets")
+
+
+class MultiTurnArgs(BaseModel):
+    """The `multiturn:` block; its shape is `schemas/multiturn-config.schema.json`."""
+
+    multiturn: dict[str, Any] | None = None
+
+    @field_validator("multiturn")
+    @classmethod
+    def _valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        validate_block(value, "multiturn")
+        return value
+
+
+def check_dataset_keys(entry: dict[str, Any], where: str) -> None:
+    """A dataset entry of our type may hold axolotl's dataset keys and ours, nothing else."""
+    known = set(SFTDataset.model_fields) | set(option_keys())
+    for key in entry:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown key for type {DATASET_TYPE}{suggest(key, known)} "
+                              f"(our keys: {', '.join(option_keys())})")
+
+
+def prepare_config(cfg: dict[str, Any]) -> None:
+    """Validate our block and carry each dataset entry's options; mutates the raw config in place."""
+    block = validate_block(cfg.get("multiturn"), "multiturn")
+    for section in DATASET_SECTIONS:
+        for i, entry in enumerate(cfg.get(section) or []):
+            if isinstance(entry, dict) and entry.get("type") == DATASET_TYPE:
+                where = f"{section}[{i}]"
+                check_dataset_keys(entry, where)
+                carry(entry, block, where)
+
+
+class MultiTurnPlugin(BasePlugin):
+    """`plugins: [axolotl_multiturn.MultiTurnPlugin]`."""
+
+    def get_input_args(self) -> str:
+        return "axolotl_multiturn.plugin.MultiTurnArgs"
+
+    def register(self, cfg: dict[str, Any]) -> None:
+        prepare_config(cfg)

@@ -1,0 +1,46 @@
+"""Loading the JSON Schemas in `schemas/`: the single source of truth for the data and config formats."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import jsonschema_rs
+
+CONVERSATION = "conversation.schema.json"
+CONFIG = "multiturn-config.schema.json"
+
+
+def schema_dir() -> Path:
+    """`axolotl_multiturn/_schemas` in a built wheel, the repository's `schemas/` in a checkout."""
+    packaged = Path(__file__).with_name("_schemas")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "schemas"
+
+
+@cache
+def load(name: str) -> dict[str, Any]:
+    return json.loads((schema_dir() / name).read_text(encoding="utf-8"))
+
+
+@cache
+def python_validator(name: str) -> jsonschema.protocols.Validator:
+    """The python validator: slower, but its errors carry the detail our messages need."""
+    schema = load(name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@cache
+def fast_validator(name: str) -> Any:
+    """The compiled validator for the fast path: is the instance valid at all?"""
+    return jsonschema_rs.validator_for(load(name))
+
+
+def subschema(name: str, definition: str) -> jsonschema.protocols.Validator:
+    """A validator for `$defs/<definition>` of a schema file, resolving refs against the whole file."""
+    schema = load(name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
