@@ -8,13 +8,13 @@ prompt-tokenizing strategy that also works on its own.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from axolotl.prompt_tokenizers import DatasetWrappingStrategy, PromptTokenizingStrategy
 from axolotl.utils.chat_templates import get_chat_template
+from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
@@ -22,9 +22,9 @@ from axolotl_multiturn.encode import Encoded, Encoder
 from axolotl_multiturn.masking import AutoDecision, Mode, decide, span_trained
 from axolotl_multiturn.messages import InvalidConversation, Message, parse_conversation, without_nulls
 from axolotl_multiturn.options import ConfigError, Options, resolve
-from axolotl_multiturn.render import KNOWN_STOP_STRINGS, ChatRenderer, UnlabelableError
+from axolotl_multiturn.render import KNOWN_STOP_STRINGS, ChatRenderer, TemplateRejected, UnlabelableError
 
-LOG = logging.getLogger("axolotl_multiturn.chat")
+LOG = get_logger("axolotl_multiturn.chat")
 FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 
 
@@ -47,7 +47,14 @@ def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds
     stops = [*options.stop_tokens, *(cfg.get("eot_tokens") or []), tokenizer.eos_token,
              *(s for s in KNOWN_STOP_STRINGS if s in template)]
     kwargs = {**tokenizer.special_tokens_map, **(cfg.get("chat_template_kwargs") or {})}
-    return Encoder(tokenizer, ChatRenderer(template, kwargs, [s for s in stops if s]))
+    renderer = ChatRenderer(template, kwargs, [s for s in stops if s])
+    try:
+        renderer.render_text([Message("user", "probe"), Message("assistant", "probe")])
+    except TemplateRejected as error:
+        if "is undefined" in str(error):
+            raise ConfigError(f"{ds_cfg.get('path') or 'dataset'}: {error}: the tokenizer does not define it; "
+                              "add it under special_tokens, or choose another chat_template") from None
+    return Encoder(tokenizer, renderer)
 
 
 class MultiTurnStrategy(PromptTokenizingStrategy):
@@ -63,6 +70,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         # The mode that labels rows; for `auto` it is set by `decide_auto` before any row is labelled.
         # It is part of this object's pickled state, hence of the datasets map fingerprint.
         self.mode: Mode | None = None if options.masking is Mode.AUTO else options.masking
+        self._warned: set[tuple[int, str]] = set()
 
     @property
     def supports_batched(self) -> bool:
@@ -101,12 +109,26 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                 if self.options.on_unlabelable == "skip":
                     LOG.warning("%s row %d skipped: %s", self.source, index, error)
                     continue
-                raise RowError(f"{self.source} row {index}: {error}. Fix the row, or set "
+                advice = ("Change the row or the chat_template" if isinstance(error, TemplateRejected)
+                          else "Fix the row")
+                raise RowError(f"{self.source} row {index}: {error}. {advice}, or set "
                                "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
+            self._warn_dropped(item)
             out["input_ids"].append(item.input_ids.tolist())
             out["attention_mask"].append([1] * len(item.input_ids))
             out["labels"].append(labels.tolist())
         return out
+
+    def _warn_dropped(self, item: Encoded) -> None:
+        """Say once per message role and position that the template leaves a message out entirely."""
+        for index in item.rendered.dropped:
+            key = (index, item.messages[index].role)
+            if key not in self._warned:
+                self._warned.add(key)
+                LOG.warning("axolotl_multiturn: %s: the chat template does not render message %d (%s) of some "
+                            "conversations at all (e.g. Mistral v3 keeps a system message only when the "
+                            "conversation ends with a user turn); it is not in the training text",
+                            self.source, index, key[1])
 
     def label(self, item: Encoded) -> np.ndarray:
         assert self.mode is not None

@@ -34,7 +34,8 @@ def qwen_tokenizer(extra_special_tokens: Sequence[str] = (), chat_template: str 
 
 def build_tiny_model(out_dir: str | Path, chat_template: str, seed: int = 0, hidden_size: int = 64,
                      layers: int = 2) -> Path:
-    """Write a deterministic random-weight Llama and its tokenizer into `out_dir`."""
+    """Write a deterministic random-weight Llama and its tokenizer (Qwen2 vocabulary, `chat_template`,
+    normally chatml: the template that vocabulary's special tokens were made for) into `out_dir`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

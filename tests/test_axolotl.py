@@ -1,0 +1,175 @@
+"""The axolotl adapter: the plugin's config handling, the strategy through axolotl's own loader, and the
+dataset-level behaviour (auto decision, fingerprint, row errors, skips, multi-process)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+from axolotl.prompt_strategies import load as axolotl_load
+from axolotl.utils.data.shared import generate_dataset_hash_from_config
+from axolotl.utils.dict import DictDefault
+from datasets import Dataset, IterableDataset
+
+from axolotl_multiturn.chat import ChatDatasetWrapper, RowError
+from axolotl_multiturn.masking import Mode
+from axolotl_multiturn.options import ConfigError
+from chats import A, S, U, chat
+from vocabularies import tokenizer
+
+pytestmark = pytest.mark.axolotl
+M = -100
+HI = chat((U, "Hi"), (A, "Hello!"))
+CHATML_IDS = [151644, 872, 198, 13048, 151645, 198, 151644, 77091, 198, 9707, 0, 151645, 198]
+
+
+def write_config(tmp_path: Path, model: Path, **overrides) -> Path:
+    cfg = {
+        "base_model": str(model),
+        "plugins": ["axolotl_multiturn.MultiTurnPlugin"],
+        "datasets": [{"path": str(tmp_path / "train.jsonl"), "type": "axolotl_multiturn.chat"}],
+        "sequence_len": 256, "micro_batch_size": 1, "num_epochs": 1, "learning_rate": 1e-4,
+        "output_dir": str(tmp_path / "out"), **overrides,
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def load_cfg(path: Path) -> DictDefault:
+    from axolotl.cli.config import load_cfg as axolotl_load_cfg
+
+    return axolotl_load_cfg(str(path))
+
+
+def test_plugin_keeps_per_dataset_options_through_validation(tmp_path: Path, tiny_model: Path) -> None:
+    path = write_config(tmp_path, tiny_model, multiturn={"masking": "auto", "last_turn_only": True},
+                        datasets=[{"path": "a.jsonl", "type": "axolotl_multiturn.chat", "masking": "boilerplate"},
+                                  {"path": "b.jsonl", "type": "axolotl_multiturn.chat"}])
+    cfg = load_cfg(path)
+    assert cfg.multiturn == {"masking": "auto", "last_turn_only": True}
+    assert cfg.datasets[0].conversation == ('axolotl_multiturn:{"last_turn_only": true, '
+                                            '"masking": "boilerplate"}')
+    assert cfg.datasets[1].conversation == 'axolotl_multiturn:{"last_turn_only": true, "masking": "auto"}'
+    assert "masking" not in cfg.datasets[0]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"multiturn": {"maskin": "none"}}, r"multiturn\.maskin: unknown key; did you mean 'masking'\?"),
+    ({"multiturn": {"masking": "all"}}, r"multiturn\.masking: 'all' is not one of none, instruction"),
+    ({"datasets": [{"path": "a.jsonl", "type": "axolotl_multiturn.chat", "maskng": "none"}]},
+     r"datasets\[0\]\.maskng: unknown key for type axolotl_multiturn\.chat; did you mean 'masking'\?"),
+    ({"datasets": [{"path": "a.jsonl", "type": "axolotl_multiturn.chat", "masking": "nope"}]},
+     r"datasets\[0\]\.masking: 'nope' is not one of"),
+])
+def test_config_mistakes_are_errors(tmp_path: Path, tiny_model: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_cfg(write_config(tmp_path, tiny_model, **overrides))
+
+
+def test_prepared_dataset_hash_follows_the_masking(tmp_path: Path, tiny_model: Path) -> None:
+    hashes = set()
+    for masking in ("instruction", "boilerplate", "instruction"):
+        cfg = load_cfg(write_config(tmp_path, tiny_model, multiturn={"masking": masking}))
+        hashes.add(generate_dataset_hash_from_config(cfg, cfg.datasets, "tok"))
+    assert len(hashes) == 2
+
+
+@pytest.mark.parametrize(("cfg", "ds_cfg"), [
+    ({"multiturn": {"masking": "instruction"}}, {"path": "x"}),
+    ({}, {"path": "x", "masking": "instruction"}),
+    ({"multiturn": {"masking": "none"}}, {"path": "x", "masking": "instruction"}),
+])
+def test_axolotl_loader_reads_options_without_the_plugin(cfg: dict, ds_cfg: dict) -> None:
+    wrapper = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"), DictDefault(cfg), DictDefault(ds_cfg))
+    assert isinstance(wrapper, ChatDatasetWrapper)
+    out = wrapper.wrap_dataset(Dataset.from_list([{"messages": HI}]))
+    assert out[0] == {"input_ids": CHATML_IDS, "attention_mask": [1] * 13,
+                      "labels": [M, M, M, M, M, M, M, M, M, 9707, 0, 151645, M]}
+
+
+def dataset(rows: int, system: str, answer: str) -> Dataset:
+    return Dataset.from_list([{"messages": chat((S, system), (U, f"q{i}"), (A, answer))} for i in range(rows)])
+
+
+def test_auto_decides_once_logs_and_enters_the_fingerprint(caplog: pytest.LogCaptureFixture) -> None:
+    tok = tokenizer("chatml")
+    long_prompt = dataset(20, "a long story " * 30, "short")
+    short_prompt = dataset(20, "hi", "a much longer answer " * 30)
+    caplog.set_level(logging.INFO, logger="axolotl_multiturn.chat")
+    outputs = {}
+    for name, data in (("long", long_prompt), ("short", short_prompt)):
+        wrapper = axolotl_load("axolotl_multiturn.chat", tok, DictDefault({}), DictDefault({"path": name}))
+        wrapped = wrapper.wrap_dataset(data)
+        outputs[name] = (wrapper.strategy.mode, wrapped)
+    assert outputs["long"][0] is Mode.BOILERPLATE and outputs["short"][0] is Mode.INSTRUCTION
+    lines = [r.getMessage() for r in caplog.records if "masking auto" in r.getMessage()]
+    assert lines[0].startswith("axolotl_multiturn: long: masking auto -> boilerplate (N=20 conversations, R=")
+    assert lines[1].startswith("axolotl_multiturn: short: masking auto -> instruction (N=20 conversations, R=")
+    forced = axolotl_load("axolotl_multiturn.chat", tok, DictDefault({"multiturn": {"masking": "instruction"}}),
+                          DictDefault({"path": "long"})).wrap_dataset(long_prompt)
+    assert forced._fingerprint != outputs["long"][1]._fingerprint
+
+
+def test_bad_row_is_named_by_its_index() -> None:
+    rows = [{"messages": HI}] * 3 + [{"messages": chat((U, "Hi"), (U, "again"))}]
+    wrapper = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"),
+                           DictDefault({"multiturn": {"masking": "instruction"}}), DictDefault({"path": "d.jsonl"}))
+    with pytest.raises(RowError, match=r"^d\.jsonl row 3: MT203 expected a 'assistant' message after 'user' "
+                                       r"\(messages alternate user/assistant\), got 'user' at /messages/1/role"):
+        wrapper.wrap_dataset(Dataset.from_list(rows))
+
+
+CONTENT_DEPENDENT = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if 'X' in m.content %}!{% endif %}"
+                     "{{ m.content }}<|im_end|>\n{% endfor %}")
+
+
+def test_unlabelable_rows_error_by_default_and_skip_when_asked(caplog: pytest.LogCaptureFixture) -> None:
+    rows = Dataset.from_list([{"messages": HI}, {"messages": chat((U, "X marks"), (A, "ok"))}, {"messages": HI}])
+    cfg = {"chat_template_jinja": CONTENT_DEPENDENT, "multiturn": {"masking": "instruction"}}
+    strict = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"), DictDefault(cfg), DictDefault({"path": "d"}))
+    with pytest.raises(RowError, match=r"^d row 1: the chat template changes the text of message 0 \(user\)"):
+        strict.wrap_dataset(rows)
+    cfg["multiturn"]["on_unlabelable"] = "skip"
+    lenient = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"), DictDefault(cfg), DictDefault({"path": "d"}))
+    with caplog.at_level(logging.WARNING, logger="axolotl_multiturn.chat"):
+        out = lenient.wrap_dataset(rows)
+    assert len(out) == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("d row 1 skipped: the chat template changes the text") for m in messages)
+    assert any(m.startswith("axolotl_multiturn: d: skipped 1 of 3 rows") for m in messages)
+
+
+def test_multiprocess_map_gives_the_same_rows() -> None:
+    data = Dataset.from_list([{"messages": chat((U, f"question {i}"), (A, f"answer {i}"))} for i in range(40)])
+    outs = []
+    for procs in (None, 2):
+        wrapper = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"),
+                               DictDefault({"multiturn": {"masking": "boilerplate"}}), DictDefault({"path": "d"}))
+        outs.append(wrapper.wrap_dataset(data, process_count=procs).to_list())
+    assert outs[0] == outs[1] and len(outs[0]) == 40
+
+
+def test_streaming_dataset_needs_an_explicit_mode() -> None:
+    stream = IterableDataset.from_generator(lambda: iter([{"messages": HI}]))
+    wrapper = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"), DictDefault({}), DictDefault({"path": "s"}))
+    with pytest.raises(ConfigError, match="masking auto needs the whole dataset"):
+        wrapper.wrap_dataset(stream)
+
+
+def test_base_model_without_template_falls_back_to_chatml() -> None:
+    tok = tokenizer("chatml")
+    bare = tok.__class__(tokenizer_object=tok.backend_tokenizer, eos_token="<|im_end|>")
+    assert bare.chat_template is None
+    wrapper = axolotl_load("axolotl_multiturn.chat", bare, DictDefault({"multiturn": {"masking": "none"}}),
+                           DictDefault({"path": "x"}))
+    assert wrapper.wrap_dataset(Dataset.from_list([{"messages": HI}]))[0]["input_ids"] == CHATML_IDS
+
+
+def test_template_needing_an_undefined_token_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"x: the chat template rejects this conversation: 'bos_token' is "
+                                          r"undefined: the tokenizer does not define it"):
+        axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"),
+                     DictDefault({"chat_template": "llama3"}), DictDefault({"path": "x"}))

@@ -1,0 +1,63 @@
+"""`axolotl preprocess` and `axolotl train` through the plugin, on the CPU, on the embedded tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from datasets import load_from_disk
+
+from chats import A, S, U, chat, trained_runs
+from conftest import ROOT
+from vocabularies import tokenizer
+
+pytestmark = [pytest.mark.axolotl, pytest.mark.slow]
+
+
+def run_axolotl(command: str, config: Path, cwd: Path) -> subprocess.CompletedProcess:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "AXOLOTL_DO_NOT_TRACK": "1",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    return subprocess.run([str(Path(bin_dir) / "axolotl"), command, str(config)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_preprocess_and_train_through_the_plugin(tmp_path: Path, tiny_model: Path) -> None:
+    rows = [chat((S, f"Story {i}: Ann has {i} red apples and a blue kite."), (U, "What does Ann have?"),
+                 (A, "Apples and a kite."), (U, "How many apples?"), (A, f"{i}"))
+            for i in range(24)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
+    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"),
+                  dataset_prepared_path=str(tmp_path / "prepared"))
+    config["datasets"][0]["path"] = str(data)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+
+    pre = run_axolotl("preprocess", path, tmp_path)
+    assert pre.returncode == 0, pre.stdout[-3000:] + pre.stderr[-3000:]
+    assert "masking auto -> boilerplate (N=24 conversations" in pre.stdout + pre.stderr
+
+    prepared_dirs = [p for p in (tmp_path / "prepared").iterdir() if p.is_dir()]
+    assert len(prepared_dirs) == 1
+    prepared = load_from_disk(str(prepared_dirs[0]))
+    assert len(prepared) == len(rows)
+    tok = tokenizer("chatml")
+    by_ids = {tuple(tok.apply_chat_template(r, tokenize=True, return_dict=False)): r for r in rows}
+    for row in prepared:
+        messages = by_ids[tuple(row["input_ids"])]
+        assert trained_runs(tok, messages, row["labels"]) == [
+            messages[0]["content"], messages[1]["content"], messages[2]["content"] + "<|im_end|>",
+            messages[3]["content"], messages[4]["content"] + "<|im_end|>"]
+
+    train = run_axolotl("train", path, tmp_path)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    losses = [line for line in (train.stdout + train.stderr).splitlines() if "{'loss'" in line]
+    assert len(losses) >= 1
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
