@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import TemplateError
 from transformers.utils.chat_template_utils import _compile_jinja_template
@@ -41,9 +41,11 @@ class Kind(IntEnum):
     CLOSING = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """Characters [start, end) of the rendered text; `message` is -1 for template text."""
+class Span(NamedTuple):
+    """Characters [start, end) of the rendered text; `message` is -1 for template text.
+
+    A named tuple rather than a dataclass: a conversation has dozens of spans and they are made per row.
+    """
 
     start: int
     end: int
@@ -187,10 +189,15 @@ def _mark_glue(text: str, spans: Sequence[Span]) -> tuple[Span, ...]:
         if span.kind is not Kind.TEMPLATE:
             out.append(span)
             continue
-        piece = text[span.start:span.end]
-        lead = len(piece) - len(piece.lstrip()) if i > 0 and spans[i - 1].kind is Kind.CONTENT else 0
-        trail = len(piece) - len(piece.rstrip()) if i + 1 < len(spans) and spans[i + 1].kind is Kind.CONTENT else 0
-        if lead + trail >= len(piece):
+        lead = trail = 0
+        if i > 0 and spans[i - 1].kind is Kind.CONTENT and text[span.start].isspace():
+            lead = len(text[span.start:span.end]) - len(text[span.start:span.end].lstrip())
+        if i + 1 < len(spans) and spans[i + 1].kind is Kind.CONTENT and text[span.end - 1].isspace():
+            trail = len(text[span.start:span.end]) - len(text[span.start:span.end].rstrip())
+        if not lead and not trail:
+            out.append(span)
+            continue
+        if lead + trail >= span.end - span.start:
             out.append(Span(span.start, span.end, Kind.TEMPLATE, glue=True))
             continue
         cuts = [span.start, span.start + lead, span.end - trail, span.end]
