@@ -22,7 +22,8 @@ from axolotl_multiturn.encode import Encoded, Encoder
 from axolotl_multiturn.masking import AutoDecision, Mode, decide, span_trained
 from axolotl_multiturn.messages import InvalidConversation, Message, parse_conversation, without_nulls
 from axolotl_multiturn.options import ConfigError, Options, resolve
-from axolotl_multiturn.render import KNOWN_STOP_STRINGS, ChatRenderer, TemplateRejected, UnlabelableError
+from axolotl_multiturn.markers import STOP_STRINGS
+from axolotl_multiturn.render import ChatRenderer, TemplateRejected, UnlabelableError
 
 LOG = get_logger("axolotl_multiturn.chat")
 FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
@@ -45,7 +46,7 @@ def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds
                   options: Options) -> Encoder:
     template = resolve_chat_template(tokenizer, cfg, ds_cfg)
     stops = [*options.stop_tokens, *(cfg.get("eot_tokens") or []), tokenizer.eos_token,
-             *(s for s in KNOWN_STOP_STRINGS if s in template)]
+             *(s for s in STOP_STRINGS if s in template)]
     kwargs = {**tokenizer.special_tokens_map, **(cfg.get("chat_template_kwargs") or {})}
     renderer = ChatRenderer(template, kwargs, [s for s in stops if s])
     try:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from axolotl_multiturn import schemas
 
 Role = Literal["system", "user", "assistant"]
-Severity = Literal["error", "warning"]
+ROLES = ("system", "user", "assistant")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +28,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One finding about a conversation; `pointer` is a JSON pointer into the line's object."""
+    """One error in a conversation (codes in `lint.rules`); `pointer` is a JSON pointer into the object."""
 
     code: str
     message: str
     pointer: str = ""
-    severity: Severity = "error"
 
 
 class InvalidConversation(ValueError):
@@ -64,7 +63,7 @@ def _schema_problem(error: Any) -> Problem:
         return Problem("MT107", f"unknown message field {', '.join(repr(e) for e in extra)}; "
                                 "allowed: role, content, weight", where)
     if field == "role" and keyword == "enum":
-        if isinstance(value, str) and value.lower() in ("system", "user", "assistant"):
+        if isinstance(value, str) and value.lower() in ROLES:
             return Problem("MT104", f"role {value!r} must be lower case: {value.lower()!r}", where)
         return Problem("MT103", f"unknown role {value!r}; expected 'system', 'user' or 'assistant'", where)
     if field == "content" and keyword == "pattern":
@@ -120,22 +119,24 @@ def structure_problems(messages: Sequence[Mapping[str, Any]]) -> Iterator[Proble
             yield Problem("MT202", "a system message may only come first (and only once)",
                           f"/messages/{i}/role")
     turns = [(i, r) for i, r in enumerate(roles) if r in ("user", "assistant")]
-    expected = "user"
+    previous = None
     for i, role in turns:
+        expected = "assistant" if previous == "user" else "user"
         if role != expected:
-            yield Problem("MT203", f"expected a {expected!r} message after {roles[i - 1]!r} "
-                                   f"(messages alternate user/assistant), got {role!r}",
-                          f"/messages/{i}/role")
-        expected = "assistant" if role == "user" else "user"
+            after = f"after {previous!r}" if previous else "as the first turn"
+            yield Problem("MT203", f"got {role!r} {after}, expected {expected!r} (after an optional system "
+                                   "message, user and assistant alternate)", f"/messages/{i}/role")
+        previous = role
     if "assistant" not in roles:
         yield Problem("MT204", "no assistant message: nothing to train on", "/messages")
 
 
 def check_conversation(obj: Any) -> list[Problem]:
-    """Every schema and structure problem of one parsed JSONL line (or dataset row)."""
+    """Every schema and structure problem of one parsed JSONL line (or dataset row); turn order is
+    checked once every role is valid, so one bad role is one problem, not a cascade."""
     problems = schema_problems(obj)
     messages = obj.get("messages") if isinstance(obj, dict) else None
-    if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
+    if isinstance(messages, list) and all(isinstance(m, dict) and m.get("role") in ROLES for m in messages):
         problems.extend(structure_problems(messages))
     return problems
 
@@ -147,7 +148,7 @@ def without_nulls(message: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_conversation(obj: Mapping[str, Any]) -> tuple[Message, ...]:
     """Validate one conversation and return its messages; raise InvalidConversation otherwise."""
-    problems = [p for p in check_conversation(obj) if p.severity == "error"]
+    problems = check_conversation(obj)
     if problems:
         raise InvalidConversation(problems)
     return tuple(Message(m["role"], m["content"], m.get("weight")) for m in obj["messages"])

@@ -25,12 +25,6 @@ from transformers.utils.chat_template_utils import _compile_jinja_template
 
 from axolotl_multiturn.messages import Message
 
-#: End-of-turn markers of the common template families; a turn closes at the first one after its content.
-KNOWN_STOP_STRINGS = (
-    "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|END_OF_TURN_TOKEN|>",
-    "<|endoftext|>", "<|end_of_text|>", "</s>", "<turn|>", "<｜end▁of▁sentence｜>", "[|endofturn|]",
-)
-
 _SENTINEL = "\ue000{}\ue001"
 _SENTINEL_RE = re.compile("\ue000(\\d+)\ue001")
 

@@ -7,7 +7,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import jsonschema_rs
 
 CONVERSATION = "conversation.schema.json"
@@ -26,8 +25,11 @@ def load(name: str) -> dict[str, Any]:
 
 
 @cache
-def python_validator(name: str) -> jsonschema.protocols.Validator:
-    """The python validator: slower, but its errors carry the detail our messages need."""
+def python_validator(name: str) -> Any:
+    """The python validator: slower, but its errors carry the detail our messages need (imported on
+    first use: the linter's fast path never needs it)."""
+    import jsonschema
+
     schema = load(name)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
@@ -37,10 +39,3 @@ def python_validator(name: str) -> jsonschema.protocols.Validator:
 def fast_validator(name: str) -> Any:
     """The compiled validator for the fast path: is the instance valid at all?"""
     return jsonschema_rs.validator_for(load(name))
-
-
-def subschema(name: str, definition: str) -> jsonschema.protocols.Validator:
-    """A validator for `$defs/<definition>` of a schema file, resolving refs against the whole file."""
-    schema = load(name)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})

@@ -117,8 +117,9 @@ def test_bad_row_is_named_by_its_index() -> None:
     rows = [{"messages": HI}] * 3 + [{"messages": chat((U, "Hi"), (U, "again"))}]
     wrapper = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"),
                            DictDefault({"multiturn": {"masking": "instruction"}}), DictDefault({"path": "d.jsonl"}))
-    with pytest.raises(RowError, match=r"^d\.jsonl row 3: MT203 expected a 'assistant' message after 'user' "
-                                       r"\(messages alternate user/assistant\), got 'user' at /messages/1/role"):
+    with pytest.raises(RowError, match=r"^d\.jsonl row 3: MT203 got 'user' after 'user', expected 'assistant' "
+                                       r"\(after an optional system message, user and assistant alternate\) "
+                                       r"at /messages/1/role; MT204 no assistant message"):
         wrapper.wrap_dataset(Dataset.from_list(rows))
 
 

@@ -1,0 +1,1 @@
+"""Dataset lint for chat JSONL: rules, a streaming checker, reporters and the `check-chat-jsonl` CLI."""

@@ -1,0 +1,5 @@
+import sys
+
+from axolotl_multiturn.lint.cli import main
+
+sys.exit(main())

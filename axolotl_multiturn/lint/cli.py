@@ -1,0 +1,68 @@
+"""`check-chat-jsonl FILE...`: exit 0 when no errors, 1 when errors, 2 on usage or I/O errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from axolotl_multiturn.lint.checker import Finding, check_lines
+from axolotl_multiturn.lint.reporters import REPORTERS, statistics
+from axolotl_multiturn.lint.rules import RULES, matches
+
+
+def _codes(value: str) -> frozenset[str]:
+    codes = frozenset(c.strip().upper() for c in value.split(",") if c.strip())
+    unknown = sorted(c for c in codes if not any(code.startswith(c) for code in RULES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown rule code(s) {', '.join(unknown)}; known: "
+                                         f"{', '.join(RULES)}")
+    return codes
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="check-chat-jsonl",
+                                description="Check chat JSONL files (one conversation per line).")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="output format (default: text)")
+    p.add_argument("--select", type=_codes, default=frozenset(RULES), metavar="CODES",
+                   help="only these rule codes or prefixes, comma-separated (e.g. MT1,MT203)")
+    p.add_argument("--ignore", type=_codes, default=frozenset(), metavar="CODES",
+                   help="skip these rule codes or prefixes, comma-separated")
+    p.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    p.add_argument("--max-errors", type=int, default=None, metavar="N",
+                   help="stop after N findings that fail the check")
+    p.add_argument("--statistics", action="store_true", help="print a count per rule code at the end")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.max_errors is not None and args.max_errors < 1:
+        parser().error("--max-errors must be at least 1")
+    failing = {"error", "warning"} if args.strict else {"error"}
+    findings: list[Finding] = []
+    io_error = False
+    failures = 0
+    for path in args.files:
+        try:
+            with open(path, "rb") as stream:
+                for finding in check_lines(path, stream):
+                    if not matches(finding.code, args.select) or matches(finding.code, args.ignore):
+                        continue
+                    findings.append(finding)
+                    failures += finding.severity in failing
+                    if args.max_errors is not None and failures >= args.max_errors:
+                        break
+        except OSError as error:
+            print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
+            io_error = True
+        if args.max_errors is not None and failures >= args.max_errors:
+            print(f"stopped after {failures} failing findings (--max-errors {args.max_errors})", file=sys.stderr)
+            break
+    REPORTERS[args.format](findings, sys.stdout)
+    if args.statistics:
+        statistics(findings, sys.stdout if args.format == "text" else sys.stderr)
+    if io_error:
+        return 2
+    return 1 if failures else 0

@@ -1,0 +1,43 @@
+"""The rule table: every finding's code, its default severity and what it means (README lists it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    severity: Severity
+    summary: str
+
+
+RULES: dict[str, Rule] = {rule.code: rule for rule in (
+    Rule("MT001", "error", "line is not valid UTF-8"),
+    Rule("MT002", "error", "line is not valid JSON (NaN and Infinity are not JSON)"),
+    Rule("MT003", "error", "line is not a JSON object"),
+    Rule("MT101", "error", "a required field is missing (`messages`, `role`, `content`)"),
+    Rule("MT102", "error", "a field has the wrong type"),
+    Rule("MT103", "error", "unknown role (allowed: system, user, assistant)"),
+    Rule("MT104", "error", "role is not lower case"),
+    Rule("MT105", "error", "content is empty or only whitespace"),
+    Rule("MT106", "error", "weight is not 0 or 1"),
+    Rule("MT107", "error", "unknown field in a message"),
+    Rule("MT108", "error", "messages is an empty list"),
+    Rule("MT201", "error", "the first message is neither system nor user"),
+    Rule("MT202", "error", "a system message that is not the first message"),
+    Rule("MT203", "error", "user and assistant turns do not alternate"),
+    Rule("MT204", "error", "no assistant message"),
+    Rule("MT301", "warning", "the conversation ends with a user turn (nothing answers it)"),
+    Rule("MT302", "warning", "content contains a chat-template control string (e.g. <|im_end|>, [INST])"),
+    Rule("MT303", "warning", "exact duplicate of an earlier conversation in the file"),
+    Rule("MT304", "warning", "blank line"),
+)}
+
+
+def matches(code: str, patterns: frozenset[str]) -> bool:
+    """ruff-style selection: a pattern selects a code it prefixes ('MT3' selects MT301..MT304)."""
+    return any(code.startswith(p) for p in patterns)
