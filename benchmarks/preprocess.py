@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
@@ -29,40 +31,7 @@ from axolotl.utils.dict import DictDefault  # noqa: E402
 
 from axolotl_multiturn.chat import load as multiturn_load  # noqa: E402
 from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
-
-WORDS = ("the river boat story lantern mother quiet village winter morning library answer question garden "
-         "painted window friend bridge letter market harbor old young small bright").split()
-
-
-def sentence(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
-
-
-def coqa_shaped(rng: random.Random, rows: int) -> list[dict]:
-    """A ~250-word story in the system prompt, then 10-15 short question/answer turns."""
-    out = []
-    for _ in range(rows):
-        story = " ".join(sentence(rng, rng.randint(8, 16)) for _ in range(20))
-        messages = [{"role": "system", "content": "Read the story and extract answers for the questions.\n"
-                                                  f"Story: {story}"}]
-        for _ in range(rng.randint(10, 15)):
-            messages += [{"role": "user", "content": sentence(rng, rng.randint(4, 9))[:-1] + "?"},
-                         {"role": "assistant", "content": sentence(rng, rng.randint(1, 5))}]
-        out.append({"messages": messages})
-    return out
-
-
-def long_chats(rng: random.Random, rows: int, turns: int) -> list[dict]:
-    """`turns` user/assistant pairs of a few sentences each."""
-    out = []
-    for _ in range(rows):
-        messages = []
-        for _ in range(turns):
-            messages += [{"role": "user", "content": sentence(rng, rng.randint(8, 20))},
-                         {"role": "assistant", "content": " ".join(sentence(rng, 12) for _ in range(2))}]
-        out.append({"messages": messages})
-    return out
-
+from shapes import coqa_shaped, long_chats  # noqa: E402
 
 def ours(tokenizer):
     strategy = multiturn_load(tokenizer, DictDefault({"multiturn": {"masking": "instruction"}}),

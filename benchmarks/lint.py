@@ -1,0 +1,78 @@
+"""Lint speed: `check-chat-jsonl` against the floor (a bare `orjson.loads` loop) and a per-line python
+`jsonschema` `iter_errors` loop, each as a whole process on the same generated 20,000-line CoQA-shaped
+file, best of 3 runs. Target: check-chat-jsonl within 3x of the parse-only time.
+
+    python benchmarks/lint.py [--lines N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from shapes import coqa_shaped  # noqa: E402
+
+PARSE_ONLY = """
+import sys, orjson
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        orjson.loads(line)
+"""
+
+PYTHON_JSONSCHEMA = """
+import json, sys, jsonschema, orjson
+schema = json.load(open(sys.argv[2]))
+validator = jsonschema.validators.validator_for(schema)(schema)
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        list(validator.iter_errors(orjson.loads(line)))
+"""
+
+
+def best_of(command: list[str], runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if result.returncode not in (0, 1):
+            raise SystemExit(f"{command[0]} failed: {result.stderr[-2000:]}")
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    schema = Path(__file__).resolve().parent.parent / "schemas" / "conversation.schema.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "coqa.jsonl"
+        rows = coqa_shaped(random.Random(0), args.lines)
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        size_mb = data.stat().st_size / 1e6
+        check = str(Path(sys.executable).with_name("check-chat-jsonl"))
+        timings = {
+            "orjson.loads loop (floor)": best_of([sys.executable, "-c", PARSE_ONLY, str(data)]),
+            "check-chat-jsonl": best_of([check, str(data)]),
+            "python jsonschema iter_errors": best_of([sys.executable, "-c", PYTHON_JSONSCHEMA, str(data),
+                                                      str(schema)]),
+        }
+    floor = timings["orjson.loads loop (floor)"]
+    print(f"{args.lines:,} CoQA-shaped lines, {size_mb:.1f} MB; whole processes, best of 3")
+    print(f"{'':<32} {'seconds':>8} {'lines/s':>10} {'x floor':>8}")
+    for name, seconds in timings.items():
+        print(f"{name:<32} {seconds:>8.2f} {args.lines / seconds:>10,.0f} {seconds / floor:>8.2f}")
+    ratio = timings["check-chat-jsonl"] / floor
+    print(f"check-chat-jsonl is {ratio:.2f}x the parse-only time (target <= 3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
