@@ -7,6 +7,7 @@ say them readably. Both the linter and the prompt strategy use `check_conversati
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ def _json_type(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """The value as JSON writes it, cut to a readable length."""
+    text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -126,7 +128,7 @@ def structure_problems(messages: Sequence[Mapping[str, Any]]) -> Iterator[Proble
     previous = None
     for i, role in turns:
         expected = "assistant" if previous == "user" else "user"
-        if role != expected:
+        if role != expected and i > 0:  # a conversation opening with an assistant turn is MT201
             after = f"after {previous!r}" if previous else "as the first turn"
             yield Problem("MT203", f"got {role!r} {after}, expected {expected!r} (after an optional system "
                                    "message, user and assistant alternate)", f"/messages/{i}/role")

@@ -1,0 +1,107 @@
+"""check-chat-jsonl as a user runs it: exit codes, formats, selection, limits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from axolotl_multiturn.lint.cli import main
+
+EXAMPLES = Path(__file__).parent / "examples" / "lint"
+GOOD, STRUCTURE, WARNINGS = (str(EXAMPLES / n) for n in ("good.jsonl", "mt2xx_structure.jsonl",
+                                                          "mt3xx_warnings.jsonl"))
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_clean_file_exits_0(capsys) -> None:
+    assert run(capsys, GOOD) == (0, "All checks passed!\n", "")
+
+
+def test_text_format_is_path_line_col_code_message(capsys) -> None:
+    code, out, _ = run(capsys, STRUCTURE)
+    assert code == 1
+    assert out.splitlines()[0] == (f"{STRUCTURE}:1:24: MT201 first message is 'assistant'; a conversation "
+                                   "starts with 'system' or 'user'")
+    assert out.splitlines()[-1] == "Found 5 errors and 1 warning."
+
+
+def test_warnings_pass_unless_strict(capsys) -> None:
+    assert run(capsys, WARNINGS)[0] == 0
+    assert run(capsys, "--strict", WARNINGS)[0] == 1
+
+
+def test_json_format(capsys) -> None:
+    code, out, _ = run(capsys, "--format", "json", WARNINGS)
+    assert code == 0
+    assert json.loads(out)[1] == {
+        "path": WARNINGS, "line": 2, "column": 43, "code": "MT302", "severity": "warning",
+        "message": "user content contains the control string '<|im_end|>', which a chat template may read as "
+                   "turn markup", "pointer": "/messages/0/content"}
+
+
+def test_github_format(capsys) -> None:
+    _, out, _ = run(capsys, "--format", "github", STRUCTURE)
+    assert out.splitlines()[1] == (f"::error file={STRUCTURE},line=2,col=59,title=MT202::MT202 a system message "
+                                   "may only come first (and only once)")
+
+
+def test_sarif_format(capsys) -> None:
+    _, out, _ = run(capsys, "--format", "sarif", STRUCTURE)
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0"
+    result = sarif["runs"][0]["results"][0]
+    assert result["ruleId"] == "MT201"
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 1, "startColumn": 24}
+    assert {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]} >= {"MT001", "MT304"}
+
+
+def test_select_and_ignore_take_codes_and_prefixes(capsys) -> None:
+    _, out, _ = run(capsys, "--format", "json", "--select", "MT2", "--ignore", "MT202", STRUCTURE)
+    assert [f["code"] for f in json.loads(out)] == ["MT201", "MT203", "MT204"]
+
+
+def test_max_errors_stops_early(capsys) -> None:
+    code, out, err = run(capsys, "--max-errors", "2", "--format", "json", STRUCTURE, GOOD)
+    assert code == 1
+    assert [f["line"] for f in json.loads(out)] == [1, 2]
+    assert err == "stopped after 2 failing findings (--max-errors 2)\n"
+
+
+def test_statistics(capsys) -> None:
+    _, out, _ = run(capsys, "--statistics", STRUCTURE)
+    assert out.splitlines()[-5:] == [
+        "     1  MT201  [error] the first message is neither system nor user",
+        "     2  MT202  [error] a system message that is not the first message",
+        "     1  MT203  [error] user and assistant turns do not alternate",
+        "     1  MT204  [error] no assistant message",
+        "     1  MT301  [warning] the conversation ends with a user turn (nothing answers it)",
+    ]
+
+
+def test_missing_file_is_exit_2_and_others_still_checked(capsys) -> None:
+    code, out, err = run(capsys, "missing.jsonl", STRUCTURE)
+    assert code == 2
+    assert err.startswith("missing.jsonl: cannot read: No such file or directory")
+    assert "MT201" in out
+
+
+@pytest.mark.parametrize("argv", [[], ["--select", "XX1", "f.jsonl"], ["--max-errors", "0", "f.jsonl"]])
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+
+
+def test_module_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "axolotl_multiturn.lint", STRUCTURE], capture_output=True,
+                            text=True)
+    assert (result.returncode, result.stdout.count("\n")) == (1, 7)
