@@ -18,8 +18,8 @@ from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn.encode import Encoded, Encoder
-from axolotl_multiturn.masking import AutoDecision, Mode, decide, span_trained
+from axolotl_multiturn.encode import Encoded, Encoder, span_trained
+from axolotl_multiturn.masking import AutoDecision, Mode, decide
 from axolotl_multiturn.messages import InvalidConversation, Message, parse_conversation, without_nulls
 from axolotl_multiturn.options import ConfigError, Options, resolve
 from axolotl_multiturn.markers import STOP_STRINGS

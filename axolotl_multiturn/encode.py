@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from axolotl_multiturn.masking import POLICIES, Mode, message_trained
 from axolotl_multiturn.messages import Message
-from axolotl_multiturn.render import ChatRenderer, Kind, Rendered, UnlabelableError
+from axolotl_multiturn.render import ChatRenderer, Kind, Rendered, Span, UnlabelableError
 
 IGNORE_INDEX = -100
 
@@ -57,6 +58,15 @@ class Encoded:
         text = self.rendered.text[spans[0].start:spans[-1].end]
         return (f"token {token} (id {int(self.input_ids[token])}) merges {' and '.join(parts)}, which this "
                 f"masking mode labels differently (near {text[-60:]!r}); no exact label exists for it")
+
+
+def span_trained(spans: Sequence[Span], messages: Sequence[Message], mode: Mode,
+                 last_turn_only: bool = False) -> np.ndarray:
+    """One bool per span: content and closing spans follow their message, template spans the mode."""
+    per_message = message_trained(messages, mode, last_turn_only)
+    template = POLICIES[mode].template
+    return np.fromiter((template if s.kind is Kind.TEMPLATE else per_message[s.message] for s in spans),
+                       dtype=bool, count=len(spans))
 
 
 def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) -> tuple[np.ndarray, np.ndarray]:

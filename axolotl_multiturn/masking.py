@@ -11,10 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-import numpy as np
-
 from axolotl_multiturn.messages import Message, Role
-from axolotl_multiturn.render import Kind, Span
 
 
 class Mode(str, Enum):
@@ -60,15 +57,6 @@ def message_trained(messages: Sequence[Message], mode: Mode, last_turn_only: boo
             decision = bool(message.weight)
         trained.append(decision)
     return trained
-
-
-def span_trained(spans: Sequence[Span], messages: Sequence[Message], mode: Mode,
-                 last_turn_only: bool = False) -> np.ndarray:
-    """One bool per span: content and closing spans follow their message, template spans the mode."""
-    per_message = message_trained(messages, mode, last_turn_only)
-    template = POLICIES[mode].template
-    return np.fromiter((template if s.kind is Kind.TEMPLATE else per_message[s.message] for s in spans),
-                       dtype=bool, count=len(spans))
 
 
 @dataclass(frozen=True, slots=True)
