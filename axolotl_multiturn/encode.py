@@ -27,6 +27,7 @@ class Encoded:
     """One tokenized conversation: ids, and for every token the first and last span it touches."""
 
     input_ids: np.ndarray
+    offsets: np.ndarray  # (tokens, 2) character offsets into rendered.text, as the tokenizer gives them
     rendered: Rendered
     messages: tuple[Message, ...]
     first: np.ndarray
@@ -117,5 +118,5 @@ class Encoder:
             span_starts = np.fromiter((s.start for s in item.spans), dtype=np.int64, count=len(item.spans))
             offsets_arr = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
             first, last = _span_ranges(offsets_arr, span_starts, len(item.text))
-            out.append(Encoded(np.asarray(ids, dtype=np.int64), item, tuple(messages), first, last))
+            out.append(Encoded(np.asarray(ids, dtype=np.int64), offsets_arr, item, tuple(messages), first, last))
         return out

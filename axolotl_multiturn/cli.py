@@ -1,0 +1,40 @@
+"""`axolotl-multiturn`: convert datasets to chat JSONL (and, with the [axolotl] extra, preview masking)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from axolotl_multiturn import __version__
+from axolotl_multiturn.converters import registry
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="axolotl-multiturn", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    convert = commands.add_parser("convert", help="convert a dataset to chat JSONL",
+                                  description="Convert a dataset to chat JSONL, linted, written atomically.")
+    formats = convert.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    for name, converter in sorted(registry().items()):
+        sub = formats.add_parser(name, help=converter.help, description=converter.help)
+        sub.add_argument("input", nargs="?", default=None, help="input file (JSON, JSON Lines or Parquet)")
+        sub.add_argument("--to", required=True, metavar="OUT.jsonl", help="output chat JSONL file")
+        sub.add_argument("--skip-invalid", action="store_true",
+                         help="write the convertible rows even if some are not (each is still reported)")
+        converter.add_arguments(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "convert":
+        from axolotl_multiturn.convert import run
+
+        return run(registry()[args.format], args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""See what trains: a config's conversations with trained text highlighted, through the training path.
+
+The config is loaded by axolotl (so the plugin runs), the tokenizer by axolotl's loader, the dataset by
+axolotl's dataset loader and the strategy by axolotl's strategy loader: what is shown is what trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from axolotl_multiturn.encode import IGNORE_INDEX, Encoded
+from axolotl_multiturn.render import Kind
+
+TRAINED_STYLE = "bold black on green3"
+MASKED_STYLE = "grey50"
+OPEN, CLOSE = "«", "»"  # marks trained text when the output is not a terminal
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One conversation as previewed: its encoding and its labels."""
+
+    encoded: Encoded
+    labels: np.ndarray
+
+    def pieces(self) -> list[tuple[str, bool]]:
+        """The rendered text cut at token boundaries, each piece with whether it trains."""
+        text, out, position = self.encoded.rendered.text, [], 0
+        for (start, end), label in zip(self.encoded.offsets, self.labels):
+            start, end = max(int(start), position), max(int(end), position)
+            if start > position:
+                out.append((text[position:start], False))
+            if end > start:
+                out.append((text[start:end], label != IGNORE_INDEX))
+            position = max(position, end)
+        if position < len(text):
+            out.append((text[position:], False))
+        return out
+
+    def runs(self) -> list[tuple[str, bool]]:
+        """`pieces` with neighbours of the same kind joined: the spans a reader sees."""
+        out: list[tuple[str, bool]] = []
+        for piece, trained in self.pieces():
+            if out and out[-1][1] == trained:
+                out[-1] = (out[-1][0] + piece, trained)
+            else:
+                out.append((piece, trained))
+        return out
+
+    def counts(self) -> list[tuple[str, int, int]]:
+        """Per message, then template text: (name, trained tokens, tokens)."""
+        spans = self.encoded.rendered.spans
+        names = [f"{i} {m.role}" for i, m in enumerate(self.encoded.messages)]
+        total: Counter[str] = Counter()
+        trained: Counter[str] = Counter()
+        for first, label in zip(self.encoded.first, self.labels):
+            span = spans[first]
+            name = names[span.message] if span.kind is not Kind.TEMPLATE else "template"
+            total[name] += 1
+            trained[name] += label != IGNORE_INDEX
+        return [(n, trained[n], total[n]) for n in [*names, "template"] if total[n]]
+
+
+def load(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any]:
+    """(strategy wrapper, the raw dataset, its config entry) as axolotl builds them for training."""
+    from axolotl.cli.config import load_cfg
+    from axolotl.loaders import load_tokenizer
+    from axolotl.prompt_strategies import load as load_strategy
+    from axolotl.utils.data.shared import load_dataset_with_config
+
+    logging.disable(logging.INFO)  # axolotl logs the whole config at INFO; keep the preview readable
+    try:
+        cfg = load_cfg(str(config))
+        if not 0 <= dataset < len(cfg.datasets or []):
+            raise SystemExit(f"{config}: no dataset {dataset} (it has {len(cfg.datasets or [])})")
+        ds_cfg = cfg.datasets[dataset]
+        tokenizer = load_tokenizer(cfg)
+        wrapper = load_strategy(ds_cfg.type, tokenizer, cfg, ds_cfg)
+        raw = load_dataset_with_config(ds_cfg, use_auth_token=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    return wrapper, raw, ds_cfg
+
+
+def shown(wrapper: Any, raw: Any, rows: int) -> list[Shown]:
+    """The first `rows` conversations, labelled by the wrapper's strategy (after `auto` has decided)."""
+    strategy = wrapper.strategy
+    batch = raw.select(range(min(rows, len(raw))))[:]
+    indices = list(range(min(rows, len(raw))))
+    conversations = strategy.conversations(batch, indices)
+    return [Shown(item, strategy.label(item)) for item in strategy.encoder.encode(conversations)]
+
+
+def conversation_text(item: Shown, color: bool, max_chars: int | None = None) -> Text:
+    text = Text()
+    used = 0
+    for piece, trained in item.runs():
+        if max_chars is not None and used >= max_chars:
+            text.append(" …", style=MASKED_STYLE)
+            break
+        used += len(piece)
+        if color:
+            text.append(piece, style=TRAINED_STYLE if trained else MASKED_STYLE)
+        else:
+            text.append(f"{OPEN}{piece}{CLOSE}" if trained else piece)
+    return text
+
+
+def counts_table(item: Shown) -> Table:
+    table = Table("message", "trained", "tokens", box=None)
+    for name, trained, total in item.counts():
+        table.add_row(name, str(trained), str(total))
+    return table
+
+
+def preview_rows(config: str | Path, rows: int = 3, console: Console | None = None, dataset: int = 0,
+                 max_chars: int | None = None) -> list[Shown]:
+    """Print the first rows of a config's dataset with trained text highlighted; return them."""
+    console = console or Console(highlight=False)
+    wrapper, raw, _ = load(config, dataset)
+    if wrapper.strategy.mode is None:
+        wrapper.strategy.decide_auto(raw)
+    items = shown(wrapper, raw, rows)
+    color = console.is_terminal
+    legend = "trained text is highlighted" if color else f"trained text is {OPEN}between guillemets{CLOSE}"
+    console.print(f"masking: {wrapper.strategy.mode.value}; {legend}")
+    for index, item in enumerate(items):
+        console.print(f"--- row {index}")
+        console.print(conversation_text(item, color, max_chars))
+        console.print(counts_table(item))
+    return items
