@@ -7,6 +7,7 @@ type, and moves each entry's options into the carrier field (see `options.CARRIE
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from axolotl.integrations.base import BasePlugin
@@ -59,3 +60,11 @@ class MultiTurnPlugin(BasePlugin):
 
     def register(self, cfg: dict[str, Any]) -> None:
         prepare_config(cfg)
+        wandb_from_environment(cfg)
+
+
+def wandb_from_environment(cfg: dict[str, Any]) -> None:
+    """The hosted API's `wandb_api_key`: log to W&B when WANDB_PROJECT and WANDB_API_KEY are set in the
+    environment and the config names no project (axolotl turns W&B on by `wandb_project`)."""
+    if not cfg.get("wandb_project") and os.environ.get("WANDB_PROJECT") and os.environ.get("WANDB_API_KEY"):
+        cfg["wandb_project"] = os.environ["WANDB_PROJECT"]

@@ -1,0 +1,64 @@
+"""The CoQA workflow's configs and `make demo` itself, on the CPU."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.axolotl
+
+
+def validated(tmp_path: Path, tiny_model: Path, name: str, monkeypatch, **env: str):
+    from axolotl.cli.config import load_cfg
+
+    for key in ("WANDB_PROJECT", "WANDB_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cfg = yaml.safe_load((ROOT / "example_configs" / name).read_text())
+    cfg["base_model"] = str(tiny_model)  # the real model is not reachable offline; the rest is as shipped
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return load_cfg(str(path))
+
+
+@pytest.mark.parametrize("name", ["coqa.yml", "coqa-multigpu.yml"])
+def test_coqa_configs_are_the_hosted_job(tmp_path: Path, tiny_model: Path, name: str, monkeypatch) -> None:
+    cfg = validated(tmp_path, tiny_model, name, monkeypatch)
+    assert (cfg.num_epochs, cfg.learning_rate, cfg.warmup_ratio, cfg.adapter) == (3, 1e-5, 0.0, "lora")
+    assert (cfg.save_strategy, cfg.save_total_limit) == ("epoch", 1)
+    assert cfg.datasets[0].type == "axolotl_multiturn.chat"
+    assert cfg.datasets[0].conversation == 'axolotl_multiturn:{"masking": "auto"}'
+    assert not cfg.use_wandb
+    assert (cfg.fsdp_version == 2) == (name == "coqa-multigpu.yml")
+
+
+def test_wandb_turns_on_from_the_environment(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
+    cfg = validated(tmp_path, tiny_model, "coqa.yml", monkeypatch, WANDB_PROJECT="coqa", WANDB_API_KEY="k")
+    assert (cfg.wandb_project, cfg.use_wandb) == ("coqa", True)
+
+
+@pytest.mark.slow
+def test_make_demo(tmp_path: Path) -> None:
+    """The demo from a directory holding only example_configs: model, data, preprocess, train, adapter."""
+    shutil.copytree(ROOT / "example_configs", tmp_path / "example_configs")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "COLUMNS": "120"}
+    result = subprocess.run([sys.executable, "-m", "axolotl_multiturn.demo"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "wrote 12 conversations to demo/coqa-train.jsonl" in out
+    assert "All checks passed!" in out
+    assert "masking auto -> boilerplate (N=12 conversations, R=3.835" in out
+    assert "«Where was the bakery?»" in out
+    assert "loss fell from 11.9" in out
+    assert (tmp_path / "outputs" / "coqa-tiny" / "adapter_model.safetensors").is_file()
