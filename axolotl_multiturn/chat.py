@@ -8,7 +8,7 @@ prompt-tokenizing strategy that also works on its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         # The mode that labels rows; for `auto` it is set by `decide_auto` before any row is labelled.
         # It is part of this object's pickled state, hence of the datasets map fingerprint.
         self.mode: Mode | None = None if options.masking is Mode.AUTO else options.masking
+        self.decision: AutoDecision | None = None
         self._warned: set[tuple[int, str]] = set()
 
     @property
@@ -96,10 +97,20 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         return self.tokenize_rows(prompt, range(len(next(iter(prompt.values()), []))))
 
     def tokenize_rows(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
+        for _, item, labels in self.labelled(batch, indices):
+            out["input_ids"].append(item.input_ids.tolist())
+            out["attention_mask"].append([1] * len(item.input_ids))
+            out["labels"].append(labels.tolist())
+        return out
+
+    def labelled(self, batch: Mapping[str, Sequence[Any]],
+                 indices: Sequence[int]) -> Iterator[tuple[int, Encoded, np.ndarray]]:
+        """(row index, encoding, labels) of every row that can be labelled exactly; the others raise a
+        RowError naming the row, or with `on_unlabelable: skip` are logged and left out."""
         if self.mode is None:
             raise ConfigError(f"{self.source}: masking is auto, but the dataset was not scanned; "
                               "load it through axolotl (or call decide_auto) first")
-        out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
         conversations = self.conversations(batch, indices)
         for index, item in zip(indices, self.encoder.encode(conversations)):
             try:
@@ -115,10 +126,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                 raise RowError(f"{self.source} row {index}: {error}. {advice}, or set "
                                "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
             self._warn_dropped(item)
-            out["input_ids"].append(item.input_ids.tolist())
-            out["attention_mask"].append([1] * len(item.input_ids))
-            out["labels"].append(labels.tolist())
-        return out
+            yield index, item, labels
 
     def _warn_dropped(self, item: Encoded) -> None:
         """Say once per message role and position that the template leaves a message out entirely."""
@@ -156,7 +164,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                              desc="axolotl_multiturn: masking auto statistics")
         decision = decide(len(dataset), int(np.sum(counts["non_assistant"])), int(np.sum(counts["assistant"])),
                           self.options.auto)
-        self.mode = decision.mode
+        self.mode, self.decision = decision.mode, decision
         return decision
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,12 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--skip-invalid", action="store_true",
                          help="write the convertible rows even if some are not (each is still reported)")
         converter.add_arguments(sub)
+    show = commands.add_parser("preview", help="show what a config trains (needs the [axolotl] extra)",
+                               description="Show what an axolotl config trains, through the training code path.")
+    show.add_argument("config", metavar="CONFIG.yml")
+    show.add_argument("--rows", type=int, default=3, help="conversations to show (default 3)")
+    show.add_argument("--dataset", type=int, default=0, help="index of the dataset in the config (default 0)")
+    show.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report")
     return p
 
 
@@ -33,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from axolotl_multiturn.convert import run
 
         return run(registry()[args.format], args)
-    return 2
+    os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    from axolotl_multiturn.preview import preview
+
+    preview(args.config, rows=args.rows, dataset=args.dataset, html=args.html)
+    return 0
 
 
 if __name__ == "__main__":

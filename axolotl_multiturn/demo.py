@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from axolotl_multiturn.convert import convert, report
     from axolotl_multiturn.converters import registry
     from axolotl_multiturn.lint.cli import main as lint
-    from axolotl_multiturn.preview import preview_rows
+    from axolotl_multiturn.preview import preview
     from axolotl_multiturn.tiny import build_tiny_model
 
     step(f"1. tiny model -> {MODEL}")
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     axolotl("preprocess", CONFIG)
 
     step("5. what trains in the first conversation (the strategy training uses)")
-    preview_rows(CONFIG, rows=1, console=console, max_chars=900)
+    preview(CONFIG, rows=1, console=console, max_chars=900)
 
     step(f"6. axolotl train {CONFIG}")
     trained = losses(axolotl("train", CONFIG).stdout)

@@ -46,6 +46,7 @@ class Options:
     stop_tokens: tuple[str, ...]
     on_unlabelable: str
     auto: AutoThresholds
+    log_summary: bool
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -121,4 +122,5 @@ def resolve(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None, where: str
         stop_tokens=tuple(values["stop_tokens"]),
         on_unlabelable=values["on_unlabelable"],
         auto=AutoThresholds(**values["auto"]),
+        log_summary=values["log_summary"],
     )

@@ -11,13 +11,17 @@ import os
 from typing import Any
 
 from axolotl.integrations.base import BasePlugin
+from axolotl.utils.logging import get_logger
 from axolotl.utils.schemas.datasets import SFTDataset
 from pydantic import BaseModel, field_validator
+from transformers import TrainerCallback
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.options import ConfigError, carry, option_keys, suggest, validate_block
+from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
+from axolotl_multiturn.summary import Summary, summarize
 
 DATASET_SECTIONS = ("datasets", "test_datasets")
+LOG = get_logger("axolotl_multiturn.plugin")
 
 
 class MultiTurnArgs(BaseModel):
@@ -61,6 +65,42 @@ class MultiTurnPlugin(BasePlugin):
     def register(self, cfg: dict[str, Any]) -> None:
         prepare_config(cfg)
         wandb_from_environment(cfg)
+
+    def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[TrainerCallback]:
+        """Log what trains, per dataset of our type, to axolotl's log and to the trainer's reporting
+        integrations (W&B, TensorBoard, ...) when training begins."""
+        metrics: dict[str, float] = {}
+        for ds_cfg in cfg.get("datasets") or []:
+            if ds_cfg.get("type") == DATASET_TYPE and resolve(cfg, ds_cfg, str(ds_cfg.get("path"))).log_summary:
+                summary = dataset_summary(trainer.processing_class, cfg, ds_cfg)
+                for line in summary.lines():
+                    LOG.info("axolotl_multiturn: %s", line)
+                metrics |= summary.metrics()
+        return [SummaryCallback(trainer, metrics)] if metrics else []
+
+
+def dataset_summary(tokenizer: Any, cfg: Any, ds_cfg: Any) -> Summary:
+    """The summary of one dataset, through the same strategy as preprocessing."""
+    from axolotl.utils.data.shared import load_dataset_with_config
+
+    from axolotl_multiturn.chat import load
+
+    strategy = load(tokenizer, cfg, ds_cfg).strategy
+    raw = load_dataset_with_config(ds_cfg, use_auth_token=bool(cfg.get("hf_use_auth_token")))
+    if strategy.mode is None:
+        strategy.decide_auto(raw, cfg.get("dataset_num_proc"))
+    return summarize(strategy, raw, cfg.get("dataset_num_proc"))
+
+
+class SummaryCallback(TrainerCallback):
+    """Sends the summary's numbers through `trainer.log` once, as training begins."""
+
+    def __init__(self, trainer: Any, metrics: dict[str, float]):
+        self.trainer = trainer
+        self.metrics = metrics
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer.log(dict(self.metrics))
 
 
 def wandb_from_environment(cfg: dict[str, Any]) -> None:

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from axolotl_multiturn import report_html
 from axolotl_multiturn.encode import IGNORE_INDEX, Encoded
 from axolotl_multiturn.render import Kind
+from axolotl_multiturn.summary import Summary, percent, summarize
 
 TRAINED_STYLE = "bold black on green3"
 MASKED_STYLE = "grey50"
@@ -32,24 +34,25 @@ class Shown:
     encoded: Encoded
     labels: np.ndarray
 
-    def pieces(self) -> list[tuple[str, bool]]:
-        """The rendered text cut at token boundaries, each piece with whether it trains."""
+    def tokens(self) -> list[tuple[str, bool, int, int]]:
+        """The rendered text cut at token boundaries: (text, trained, token index, token id); text that no
+        token's offsets cover is shown as masked, with index -1."""
         text, out, position = self.encoded.rendered.text, [], 0
-        for (start, end), label in zip(self.encoded.offsets, self.labels):
+        for index, ((start, end), label) in enumerate(zip(self.encoded.offsets, self.labels)):
             start, end = max(int(start), position), max(int(end), position)
             if start > position:
-                out.append((text[position:start], False))
+                out.append((text[position:start], False, -1, -1))
             if end > start:
-                out.append((text[start:end], label != IGNORE_INDEX))
+                out.append((text[start:end], label != IGNORE_INDEX, index, int(self.encoded.input_ids[index])))
             position = max(position, end)
         if position < len(text):
-            out.append((text[position:], False))
+            out.append((text[position:], False, -1, -1))
         return out
 
     def runs(self) -> list[tuple[str, bool]]:
-        """`pieces` with neighbours of the same kind joined: the spans a reader sees."""
+        """`tokens` with neighbours of the same kind joined: the spans a reader sees."""
         out: list[tuple[str, bool]] = []
-        for piece, trained in self.pieces():
+        for piece, trained, _, _ in self.tokens():
             if out and out[-1][1] == trained:
                 out[-1] = (out[-1][0] + piece, trained)
             else:
@@ -66,7 +69,7 @@ class Shown:
             span = spans[first]
             name = names[span.message] if span.kind is not Kind.TEMPLATE else "template"
             total[name] += 1
-            trained[name] += label != IGNORE_INDEX
+            trained[name] += int(label != IGNORE_INDEX)
         return [(n, trained[n], total[n]) for n in [*names, "template"] if total[n]]
 
 
@@ -122,19 +125,38 @@ def counts_table(item: Shown) -> Table:
     return table
 
 
-def preview_rows(config: str | Path, rows: int = 3, console: Console | None = None, dataset: int = 0,
-                 max_chars: int | None = None) -> list[Shown]:
-    """Print the first rows of a config's dataset with trained text highlighted; return them."""
+def summary_table(summary: Summary) -> Table:
+    table = Table("", "trained", "tokens", "share", box=None, title=f"{summary.source}: what trains")
+    for group, counts in [*summary.by_role.items(), *((f"class {c}", v) for c, v in summary.by_class.items())]:
+        if counts[1]:
+            table.add_row(group, f"{counts[0]:,}", f"{counts[1]:,}", percent(*counts))
+    table.add_row("all", f"{summary.trained:,}", f"{summary.tokens:,}", percent(summary.trained, summary.tokens))
+    return table
+
+
+def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Path | None = None,
+            console: Console | None = None, max_chars: int | None = None) -> tuple[list[Shown], Summary]:
+    """Print the first rows of a config's dataset with trained text highlighted, and the dataset summary;
+    optionally write the HTML report. Returns what it showed."""
     console = console or Console(highlight=False)
     wrapper, raw, _ = load(config, dataset)
-    if wrapper.strategy.mode is None:
-        wrapper.strategy.decide_auto(raw)
+    strategy = wrapper.strategy
+    if strategy.mode is None:
+        strategy.decide_auto(raw)
     items = shown(wrapper, raw, rows)
+    summary = summarize(strategy, raw)
     color = console.is_terminal
     legend = "trained text is highlighted" if color else f"trained text is {OPEN}between guillemets{CLOSE}"
-    console.print(f"masking: {wrapper.strategy.mode.value}; {legend}")
+    console.print(f"masking: {strategy.mode.value}; {legend}")
     for index, item in enumerate(items):
         console.print(f"--- row {index}")
         console.print(conversation_text(item, color, max_chars))
         console.print(counts_table(item))
-    return items
+    for line in summary.lines():
+        console.print(line, markup=False)
+    console.print(summary_table(summary))
+    if html:
+        Path(html).write_text(report_html.document(f"axolotl-multiturn preview: {config}", summary,
+                                                   [item.tokens() for item in items]), encoding="utf-8")
+        console.print(f"wrote {html}")
+    return items, summary

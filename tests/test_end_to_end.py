@@ -58,6 +58,11 @@ def test_preprocess_and_train_through_the_plugin(tmp_path: Path, tiny_model: Pat
 
     train = run_axolotl("train", path, tmp_path)
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
-    losses = [line for line in (train.stdout + train.stderr).splitlines() if "{'loss'" in line]
+    log = train.stdout + train.stderr
+    losses = [line for line in log.splitlines() if "{'loss'" in line]
     assert len(losses) >= 1
+    # the plugin's summary as training begins: in axolotl's log and through trainer.log (the integrations)
+    assert f"axolotl_multiturn: {data}: trained by role: system 100.0%, user 100.0%, assistant 100.0%, " \
+           "template 0.0%" in log
+    assert "'multiturn/train/trained_share/assistant': '1'" in log
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()

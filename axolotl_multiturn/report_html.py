@@ -1,0 +1,76 @@
+"""The preview as one self-contained HTML file: conversations with trained tokens coloured (each token's id
+and label on hover), the summary table, and two histograms as inline SVG. No scripts, no network assets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+import numpy as np
+
+from axolotl_multiturn.summary import CLASSES, GROUPS, Summary, percent
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #1d1d1f; max-width: 72rem; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+table { border-collapse: collapse; margin: .5rem 0; } td, th { padding: .2rem .8rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; } tr:nth-child(even) { background: #f4f4f6; }
+.conversation { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: .85rem;
+  border: 1px solid #ddd; border-radius: 6px; padding: .8rem; line-height: 1.5; }
+.tok { border-right: 1px dotted #ccc; } .tok:hover { outline: 1px solid #333; }
+.trained { background: #b7f0b1; color: #0b3d0b; } .masked { color: #8a8a8e; }
+.legend span { padding: 0 .4rem; margin-right: .6rem; } figure { display: inline-block; margin: 0 2rem 0 0; }
+figcaption { font-size: .85rem; color: #555; }
+"""
+
+
+def histogram(values: Sequence[float], title: str, bins: int = 20, width: int = 420, height: int = 180) -> str:
+    """A bar chart of `values` as an SVG element."""
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins) if len(values) else ([], [0, 1])
+    top = max(max(counts, default=0), 1)
+    bar = (width - 40) / max(len(counts), 1)
+    bars = "".join(
+        f'<rect class="bar" x="{30 + i * bar:.1f}" y="{height - 20 - (c / top) * (height - 40):.1f}" '
+        f'width="{max(bar - 1, 1):.1f}" height="{(c / top) * (height - 40):.1f}" fill="#4c8bf5">'
+        f"<title>{edges[i]:.3g} to {edges[i + 1]:.3g}: {c}</title></rect>" for i, c in enumerate(counts))
+    axis = (f'<line x1="30" y1="{height - 20}" x2="{width - 10}" y2="{height - 20}" stroke="#333"/>'
+            f'<text x="30" y="{height - 5}" font-size="11">{edges[0]:.3g}</text>'
+            f'<text x="{width - 10}" y="{height - 5}" font-size="11" text-anchor="end">{edges[-1]:.3g}</text>'
+            f'<text x="26" y="22" font-size="11" text-anchor="end">{top}</text>')
+    return (f'<figure><svg width="{width}" height="{height}" role="img" '
+            f'aria-label="{escape(title)}">{bars}{axis}</svg><figcaption>{escape(title)}</figcaption></figure>')
+
+
+def conversation(pieces: Sequence[tuple[str, bool, int, int]]) -> str:
+    """Token pieces (text, trained, token index, token id) as coloured spans."""
+    return "".join(
+        f'<span class="tok {"trained" if trained else "masked"}" title="token {index} · id {token_id} · '
+        f'{"trained" if trained else "masked"}">{escape(text)}</span>' for text, trained, index, token_id in pieces)
+
+
+def summary_tables(summary: Summary) -> str:
+    def rows(counts: dict[str, list[int]], names: Sequence[str]) -> str:
+        return "".join(f'<tr><td>{n}</td><td>{counts[n][0]:,}</td><td>{counts[n][1]:,}</td>'
+                       f'<td>{percent(*counts[n])}</td></tr>' for n in names if counts.get(n, [0, 0])[1])
+
+    head = "<tr><th>{}</th><th>trained</th><th>tokens</th><th>trained share</th></tr>"
+    decision = (f"<p id='decision'>{escape(summary.decision.describe())}</p>" if summary.decision else "")
+    return (f"<table id='totals'><tr><td>conversations</td><td>{summary.conversations:,}</td></tr>"
+            f"<tr><td>rows skipped</td><td>{summary.skipped:,}</td></tr>"
+            f"<tr><td>tokens</td><td>{summary.tokens:,}</td></tr>"
+            f"<tr><td>trained tokens</td><td>{summary.trained:,}</td></tr>"
+            f"<tr><td>masking</td><td>{summary.mode.value}</td></tr></table>{decision}"
+            f"<table id='by-role'>{head.format('role')}{rows(summary.by_role, GROUPS)}</table>"
+            f"<table id='by-class'>{head.format('class')}{rows(summary.by_class, CLASSES)}</table>")
+
+
+def document(title: str, summary: Summary, conversations: Sequence[Sequence[tuple[str, bool, int, int]]]) -> str:
+    shown = "".join(f"<h2>Row {i}</h2><div class='conversation' id='row-{i}'>{conversation(c)}</div>"
+                    for i, c in enumerate(conversations))
+    plots = (histogram(summary.lengths, "conversation length (tokens)")
+             + histogram(summary.trained_fraction, "trained fraction per conversation"))
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
+            "<p class='legend'><span class='trained'>trained</span><span class='masked'>masked</span>"
+            "hover a token for its index and id</p>"
+            f"<h2>Summary</h2>{summary_tables(summary)}<h2>Distributions</h2>{plots}{shown}</body></html>")
