@@ -55,7 +55,7 @@ def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds
         if "is undefined" in str(error):
             raise ConfigError(f"{ds_cfg.get('path') or 'dataset'}: {error}: the tokenizer does not define it; "
                               "add it under special_tokens, or choose another chat_template") from None
-    return Encoder(tokenizer, renderer)
+    return Encoder(tokenizer, renderer, literal_content=options.content_special_tokens == "literal")
 
 
 class MultiTurnStrategy(PromptTokenizingStrategy):

@@ -9,6 +9,7 @@ content word (glue, see `render._mark_glue`), which follows the content.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,14 +89,23 @@ def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) ->
 
 
 class Encoder:
-    """One template render and one tokenizer call per batch of conversations."""
+    """One template render per conversation and one tokenizer call per batch.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, renderer: ChatRenderer):
+    With `literal_content` (the default), the text of a special token inside a message's content is
+    tokenized as plain text, so data cannot forge turns: such a row is cut around those occurrences and
+    they are tokenized with special tokens split. Rows without them are tokenized whole, exactly as
+    `apply_chat_template` does.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, renderer: ChatRenderer, literal_content: bool = True):
         if not tokenizer.is_fast:
             raise ValueError("axolotl_multiturn needs a fast (Rust `tokenizers`) tokenizer: exact labels "
                              "come from its character offsets")
         self.tokenizer = tokenizer
         self.renderer = renderer
+        specials = sorted({t.content for t in tokenizer.added_tokens_decoder.values() if t.special and t.content},
+                          key=len, reverse=True)
+        self.forgeable = re.compile("|".join(map(re.escape, specials))) if literal_content and specials else None
 
     def encode(self, conversations: Sequence[Sequence[Message]]) -> list[Encoded | UnlabelableError]:
         """Encode a batch; a row that cannot be rendered exactly comes back as its error, in place."""
@@ -105,10 +115,7 @@ class Encoder:
                 rendered.append(self.renderer.render(messages))
             except UnlabelableError as error:
                 rendered.append(error)
-        ok = [r for r in rendered if isinstance(r, Rendered)]
-        batch = self.tokenizer([r.text for r in ok], add_special_tokens=False,
-                               return_offsets_mapping=True) if ok else {"input_ids": [], "offset_mapping": []}
-        encoded = iter(zip(batch["input_ids"], batch["offset_mapping"]))
+        encoded = iter(self._tokenize([r for r in rendered if isinstance(r, Rendered)]))
         out: list[Encoded | UnlabelableError] = []
         for messages, item in zip(conversations, rendered):
             if isinstance(item, UnlabelableError):
@@ -116,7 +123,46 @@ class Encoder:
                 continue
             ids, offsets = next(encoded)
             span_starts = np.fromiter((s.start for s in item.spans), dtype=np.int64, count=len(item.spans))
-            offsets_arr = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-            first, last = _span_ranges(offsets_arr, span_starts, len(item.text))
-            out.append(Encoded(np.asarray(ids, dtype=np.int64), offsets_arr, item, tuple(messages), first, last))
+            first, last = _span_ranges(offsets, span_starts, len(item.text))
+            out.append(Encoded(ids, offsets, item, tuple(messages), first, last))
+        return out
+
+    def _forged(self, item: Rendered) -> list[tuple[int, int]]:
+        """Where a special token's text occurs inside a content span."""
+        if self.forgeable is None:
+            return []
+        return [m.span() for s in item.spans if s.kind is Kind.CONTENT
+                for m in self.forgeable.finditer(item.text, s.start, s.end)]
+
+    def _tokenize(self, items: Sequence[Rendered]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids, offsets) per rendered conversation: one tokenizer call for the whole pieces, one more
+        (special tokens split) for forged occurrences when there are any."""
+        rows: list[list[tuple[int, int, bool]]] = []  # per row: (start, end, literal), in text order
+        for item in items:
+            pieces, position = [], 0
+            for start, end in self._forged(item):
+                if start > position:
+                    pieces.append((position, start, False))
+                pieces.append((start, end, True))
+                position = end
+            if position < len(item.text) or not pieces:
+                pieces.append((position, len(item.text), False))
+            rows.append(pieces)
+        results: dict[tuple[int, int], tuple[list[int], list[tuple[int, int]]]] = {}
+        for literal in (False, True):
+            chosen = [(row, start, end) for row, pieces in enumerate(rows) for start, end, lit in pieces
+                      if lit is literal]
+            if chosen:
+                batch = self.tokenizer([items[row].text[a:b] for row, a, b in chosen], add_special_tokens=False,
+                                       return_offsets_mapping=True, split_special_tokens=literal)
+                for (row, start, _), ids, offsets in zip(chosen, batch["input_ids"], batch["offset_mapping"]):
+                    results[row, start] = (ids, offsets)
+        out = []
+        for row, pieces in enumerate(rows):
+            ids_parts, offset_parts = [], []
+            for start, _, _ in pieces:
+                ids, offsets = results[row, start]
+                ids_parts.append(np.asarray(ids, dtype=np.int64))
+                offset_parts.append(np.asarray(offsets, dtype=np.int64).reshape(-1, 2) + start)
+            out.append((np.concatenate(ids_parts), np.concatenate(offset_parts)))
         return out

@@ -47,6 +47,8 @@ class Options:
     on_unlabelable: str
     auto: AutoThresholds
     log_summary: bool
+    content_special_tokens: str
+    overflow: str
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -123,4 +125,6 @@ def resolve(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None, where: str
         on_unlabelable=values["on_unlabelable"],
         auto=AutoThresholds(**values["auto"]),
         log_summary=values["log_summary"],
+        content_special_tokens=values["content_special_tokens"],
+        overflow=values["overflow"],
     )
