@@ -9,7 +9,7 @@ prompt-tokenizing strategy that also works on its own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from axolotl.prompt_tokenizers import DatasetWrappingStrategy, PromptTokenizingStrategy
@@ -19,9 +19,10 @@ from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn.encode import Encoded, Encoder, span_trained
-from axolotl_multiturn.masking import AutoDecision, Mode, decide
+from axolotl_multiturn.masking import AutoDecision, Mode, decide, message_trained
 from axolotl_multiturn.messages import InvalidConversation, Message, parse_conversation, without_nulls
 from axolotl_multiturn.options import ConfigError, Options, resolve
+from axolotl_multiturn.overflow import Overflow, TooLong, fit
 from axolotl_multiturn.markers import STOP_STRINGS
 from axolotl_multiturn.render import ChatRenderer, TemplateRejected, UnlabelableError
 
@@ -29,8 +30,23 @@ LOG = get_logger("axolotl_multiturn.chat")
 FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 
 
+STATS = ("mt_source", "mt_status", "mt_lost")  # bookkeeping columns of `tokenize_rows(stats=True)`
+GONE = ("dropped", "skipped")  # statuses of conversations that produce no training row
+
+
 class RowError(ValueError):
     """A dataset row that cannot be used, named by its index."""
+
+
+class Labelled(NamedTuple):
+    """One training row from source row `index` (no item: the conversation was dropped or skipped);
+    `lost` counts trainable assistant turns of that conversation that no window trains."""
+
+    index: int
+    item: Encoded | None
+    labels: np.ndarray | None
+    status: str  # fits | split | truncated | dropped | skipped
+    lost: int
 
 
 def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any],
@@ -96,18 +112,30 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     def tokenize_prompt(self, prompt: Mapping[str, Sequence[Any]]) -> dict[str, list[list[int]]]:
         return self.tokenize_rows(prompt, range(len(next(iter(prompt.values()), []))))
 
-    def tokenize_rows(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
+    def tokenize_rows(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int],
+                      stats: bool = False) -> dict[str, list]:
+        """The tokenized rows (windows, for split conversations). With `stats`, also a row per dropped or
+        skipped conversation (empty) and the columns STATS, for `wrap_dataset` to count and remove."""
         out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
-        for _, item, labels in self.labelled(batch, indices):
-            out["input_ids"].append(item.input_ids.tolist())
-            out["attention_mask"].append([1] * len(item.input_ids))
-            out["labels"].append(labels.tolist())
+        if stats:
+            out |= {column: [] for column in STATS}
+        for row in self.labelled(batch, indices):
+            if row.item is None and not stats:
+                continue
+            ids = row.item.input_ids.tolist() if row.item is not None else []
+            out["input_ids"].append(ids)
+            out["attention_mask"].append([1] * len(ids))
+            out["labels"].append(row.labels.tolist() if row.labels is not None else [])
+            if stats:
+                out["mt_source"].append(row.index)
+                out["mt_status"].append(row.status)
+                out["mt_lost"].append(row.lost)
         return out
 
-    def labelled(self, batch: Mapping[str, Sequence[Any]],
-                 indices: Sequence[int]) -> Iterator[tuple[int, Encoded, np.ndarray]]:
-        """(row index, encoding, labels) of every row that can be labelled exactly; the others raise a
-        RowError naming the row, or with `on_unlabelable: skip` are logged and left out."""
+    def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> Iterator[Labelled]:
+        """Every row as labelled windows (one when it fits `sequence_len`). A row that cannot be labelled
+        exactly raises a RowError naming it, or with `on_unlabelable: skip` comes back as status skipped;
+        a dropped one as status dropped (no item)."""
         if self.mode is None:
             raise ConfigError(f"{self.source}: masking is auto, but the dataset was not scanned; "
                               "load it through axolotl (or call decide_auto) first")
@@ -116,17 +144,32 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             try:
                 if isinstance(item, UnlabelableError):
                     raise item
-                labels = self.label(item)
+                self.label(item)  # the whole conversation must be exact before it is cut
+                trained = message_trained(item.messages, self.mode, self.options.last_turn_only)
+                fitted = fit(item, trained, self.sequence_len, Overflow(self.options.overflow), self._encode_one)
+                windows = [(window, self.label(window)) for window in fitted.windows]
             except UnlabelableError as error:
                 if self.options.on_unlabelable == "skip":
                     LOG.warning("%s row %d skipped: %s", self.source, index, error)
+                    yield Labelled(index, None, None, "skipped", 0)
                     continue
                 advice = ("Change the row or the chat_template" if isinstance(error, TemplateRejected)
                           else "Fix the row")
                 raise RowError(f"{self.source} row {index}: {error}. {advice}, or set "
                                "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
+            except TooLong as error:
+                raise RowError(f"{self.source} row {index}: {error}") from None
             self._warn_dropped(item)
-            yield index, item, labels
+            if not windows:
+                yield Labelled(index, None, None, fitted.status, fitted.lost)
+            for k, (window, labels) in enumerate(windows):
+                yield Labelled(index, window, labels, fitted.status, fitted.lost if k == 0 else 0)
+
+    def _encode_one(self, messages: Sequence[Message]) -> Encoded:
+        item = self.encoder.encode([messages])[0]
+        if isinstance(item, UnlabelableError):
+            raise item
+        return item
 
     def _warn_dropped(self, item: Encoded) -> None:
         """Say once per message role and position that the template leaves a message out entirely."""
@@ -187,14 +230,38 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
             LOG.info("axolotl_multiturn: %s: %s", strategy.source,
                      strategy.decide_auto(dataset, process_count).describe())
         mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
-                             num_proc=process_count, keep_in_memory=bool(keep_in_memory),
+                             num_proc=process_count, keep_in_memory=bool(keep_in_memory), fn_kwargs={"stats": True},
                              remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
-        skipped = len(dataset) - len(mapped)
-        if skipped:
-            LOG.warning("axolotl_multiturn: %s: skipped %d of %d rows that cannot be labelled exactly "
-                        "(on_unlabelable: skip; each is logged above with its row index)",
-                        strategy.source, skipped, len(dataset))
-        return mapped
+        for line in overflow_report(strategy, len(dataset), mapped["mt_source"], mapped["mt_status"],
+                                    mapped["mt_lost"]):
+            LOG.warning("axolotl_multiturn: %s: %s", strategy.source, line)
+        if any(status in GONE for status in mapped["mt_status"]):
+            mapped = mapped.filter(lambda status: status not in GONE, input_columns="mt_status",
+                                   num_proc=process_count, desc="axolotl_multiturn: leaving out dropped rows")
+        return mapped.remove_columns(list(STATS))
+
+
+def overflow_report(strategy: MultiTurnStrategy, total: int, sources: Sequence[int], statuses: Sequence[str],
+                    lost: Sequence[int]) -> list[str]:
+    """What happened to conversations that did not go through whole, as log lines (none if all did)."""
+    conversations: dict[str, set[int]] = {}
+    for source, status in zip(sources, statuses):
+        conversations.setdefault(status, set()).add(source)
+    count = {status: len(rows) for status, rows in conversations.items()}
+    lines = []
+    long = count.get("split", 0) + count.get("truncated", 0) + count.get("dropped", 0)
+    if long:
+        windows = sum(1 for status in statuses if status == "split")
+        first = sorted(conversations.get("dropped", set()))[:10]
+        lines.append(f"{long} of {total} conversations longer than sequence_len={strategy.sequence_len} "
+                     f"(overflow: {strategy.options.overflow}): {count.get('split', 0)} split into {windows} windows, "
+                     f"{count.get('truncated', 0)} truncated, {count.get('dropped', 0)} dropped"
+                     + (f" (rows {', '.join(map(str, first))}{', ...' if count['dropped'] > 10 else ''})" if first
+                        else "") + f"; assistant turns lost: {sum(lost)}")
+    if count.get("skipped"):
+        lines.append(f"skipped {count['skipped']} of {total} rows that cannot be labelled exactly (on_unlabelable: skip; "
+                     "each is logged above with its row index)")
+    return lines
 
 
 def load(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None = None,

@@ -70,7 +70,9 @@ def percent(part: int, whole: int) -> str:
 def row_counts(strategy: Any, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
     """Per labelled row: [trained, tokens] for each role group and each class (a batched map function)."""
     out: dict[str, list] = {f"role_{g}": [] for g in GROUPS} | {f"class_{c}": [] for c in CLASSES}
-    for _, item, labels in strategy.labelled(batch, indices):
+    for _, item, labels, _, _ in strategy.labelled(batch, indices):
+        if item is None:
+            continue
         spans = item.rendered.spans
         kinds = np.fromiter((spans[k].kind for k in item.first), dtype=np.int64, count=len(item.first))
         owners = np.fromiter((spans[k].message for k in item.first), dtype=np.int64, count=len(item.first))
