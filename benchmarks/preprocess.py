@@ -33,9 +33,9 @@ from axolotl_multiturn.chat import load as multiturn_load  # noqa: E402
 from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
 from shapes import coqa_shaped, long_chats  # noqa: E402
 
-def ours(tokenizer):
-    strategy = multiturn_load(tokenizer, DictDefault({"multiturn": {"masking": "instruction"}}),
-                              DictDefault({"path": "bench"})).strategy
+def ours(tokenizer, sequence_len: int = 1_000_000):
+    cfg = DictDefault({"sequence_len": sequence_len, "multiturn": {"masking": "instruction"}})
+    strategy = multiturn_load(tokenizer, cfg, DictDefault({"path": "bench"})).strategy
     return lambda data: TokenizedPromptDataset(strategy, data)
 
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio {shape}: axolotl_multiturn is {ratio:.1f}x axolotl chat_template (target >= 3x)")
 
     print(f"\n{'turns':>5} {'tokens':>10} {'us/token':>9}  (axolotl_multiturn.tokenize_prompt alone, by length)")
-    strategy = multiturn_load(tokenizer, DictDefault({"multiturn": {"masking": "instruction"}}),
+    strategy = multiturn_load(tokenizer, DictDefault({"sequence_len": 1_000_000, "multiturn": {"masking": "instruction"}}),
                               DictDefault({"path": "bench"})).strategy
     per_token = {}
     for turns in (4, 10, 20, 40, 80):
@@ -85,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         per_token[turns] = (time.perf_counter() - start) / tokens * 1e6
         print(f"{turns:>5} {tokens:>10,} {per_token[turns]:>9.2f}")
     print(f"80 turns vs 4 turns, time per token: {per_token[80] / per_token[4]:.2f}x (flat = 1.0)")
+
+    data = datasets.Dataset.from_list(shapes["coqa-shaped"])
+    fitting = sorted(len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=False))
+                     for r in shapes["coqa-shaped"])
+    limit = fitting[len(fitting) * 2 // 3]
+    seconds, tokens = timed(ours(tokenizer, limit), data)
+    print(f"\noverflow split, sequence_len={limit} (a third of the CoQA-shaped conversations longer): "
+          f"{tokens:,} tokens in windows, {tokens / seconds:,.0f} tokens/s")
     return 0
 
 

@@ -66,3 +66,36 @@ def test_preprocess_and_train_through_the_plugin(tmp_path: Path, tiny_model: Pat
            "template 0.0%" in log
     assert "'multiturn/train/trained_share/assistant': '1'" in log
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+
+
+def test_split_windows_with_sample_packing_and_several_processes(tmp_path: Path, tiny_model: Path) -> None:
+    """Conversations longer than sequence_len are split into windows; axolotl packs them (CPU, no flash
+    attention: axolotl warns about cross-sample attention) with dataset_num_proc=2."""
+    story = " ".join(f"Line {i} of a story about a red kite and a windy hill." for i in range(8))
+    rows = [chat((S, story), *[t for k in range(6) for t in ((U, f"Question {k} about row {i}?"),
+                                                               (A, f"Answer {k} for row {i}."))])
+            for i in range(12)]
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
+    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"), sequence_len=192,
+                  dataset_prepared_path=str(tmp_path / "prepared"), sample_packing=True, max_steps=2,
+                  multiturn={"masking": "instruction"})
+    config["datasets"][0]["path"] = str(data)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+
+    pre = run_axolotl("preprocess", path, tmp_path)
+    log = pre.stdout + pre.stderr
+    assert pre.returncode == 0, log[-3000:]
+    assert "12 of 12 conversations longer than sequence_len=192 (overflow: split): 12 split into" in log
+    assert "assistant turns lost: 0" in log
+    prepared = load_from_disk(str(next(p for p in (tmp_path / "prepared").iterdir() if p.is_dir())))
+    assert len(prepared) > len(rows) and max(len(ids) for ids in prepared["input_ids"]) <= 192
+    tok = tokenizer("chatml")
+    answers = [tok.decode([i for i, lab in zip(r["input_ids"], r["labels"]) if lab != -100]) for r in prepared]
+    assert sorted(a for text in answers for a in text.split("<|im_end|>") if a) == sorted(
+        m["content"] for r in rows for m in r if m["role"] == "assistant")
+
+    train = run_axolotl("train", path, tmp_path)
+    assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
