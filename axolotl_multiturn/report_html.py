@@ -53,13 +53,16 @@ def summary_tables(summary: Summary) -> str:
         return "".join(f'<tr><td>{n}</td><td>{counts[n][0]:,}</td><td>{counts[n][1]:,}</td>'
                        f'<td>{percent(*counts[n])}</td></tr>' for n in names if counts.get(n, [0, 0])[1])
 
+    totals = [("conversations", f"{summary.conversations:,}"), ("rows skipped", f"{summary.skipped:,}"),
+              *((f"{k} (longer than sequence_len)", f"{summary.outcomes[k]:,}")
+                for k in ("split", "truncated", "dropped") if summary.outcomes.get(k)),
+              *((("assistant turns lost", f"{summary.lost:,}"),) if summary.lost else ()),
+              ("tokens", f"{summary.tokens:,}"), ("trained tokens", f"{summary.trained:,}"),
+              ("masking", summary.mode.value)]
     head = "<tr><th>{}</th><th>trained</th><th>tokens</th><th>trained share</th></tr>"
     decision = (f"<p id='decision'>{escape(summary.decision.describe())}</p>" if summary.decision else "")
-    return (f"<table id='totals'><tr><td>conversations</td><td>{summary.conversations:,}</td></tr>"
-            f"<tr><td>rows skipped</td><td>{summary.skipped:,}</td></tr>"
-            f"<tr><td>tokens</td><td>{summary.tokens:,}</td></tr>"
-            f"<tr><td>trained tokens</td><td>{summary.trained:,}</td></tr>"
-            f"<tr><td>masking</td><td>{summary.mode.value}</td></tr></table>{decision}"
+    return ("<table id='totals'>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in totals)
+            + f"</table>{decision}"
             f"<table id='by-role'>{head.format('role')}{rows(summary.by_role, GROUPS)}</table>"
             f"<table id='by-class'>{head.format('class')}{rows(summary.by_class, CLASSES)}</table>")
 

@@ -32,6 +32,9 @@ class Summary:
     by_class: dict[str, list[int]] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)
     trained_fraction: list[float] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)  # conversations per status: fits, split, ...
+    windows: int = 0  # training rows made from split conversations
+    lost: int = 0  # trainable assistant turns no window trains
 
     @property
     def tokens(self) -> int:
@@ -58,6 +61,11 @@ class Summary:
             out.append(f"{self.source}: {self.decision.describe()}")
         out.append(f"{self.source}: trained by role: " + ", ".join(
             f"{g} {percent(*self.by_role[g])}" for g in GROUPS if self.by_role.get(g, [0, 0])[1]))
+        long = {k: v for k, v in self.outcomes.items() if k in ("split", "truncated", "dropped")}
+        if long:
+            out.append(f"{self.source}: longer than sequence_len: " + ", ".join(f"{v} {k}" for k, v in long.items())
+                       + (f" ({self.windows} windows)" if self.windows else "")
+                       + f"; assistant turns lost: {self.lost}")
         if self.skipped:
             out.append(f"{self.source}: {self.skipped} rows skipped (cannot be labelled exactly)")
         return out
@@ -69,9 +77,16 @@ def percent(part: int, whole: int) -> str:
 
 def row_counts(strategy: Any, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
     """Per labelled row: [trained, tokens] for each role group and each class (a batched map function)."""
-    out: dict[str, list] = {f"role_{g}": [] for g in GROUPS} | {f"class_{c}": [] for c in CLASSES}
-    for _, item, labels, _, _ in strategy.labelled(batch, indices):
+    out: dict[str, list] = ({f"role_{g}": [] for g in GROUPS} | {f"class_{c}": [] for c in CLASSES}
+                            | {"source": [], "status": [], "lost": []})
+    for index, item, labels, status, lost in strategy.labelled(batch, indices):
+        out["source"].append(index)
+        out["status"].append(status)
+        out["lost"].append(lost)
         if item is None:
+            for column in out:
+                if column.startswith(("role_", "class_")):
+                    out[column].append([0, 0])
             continue
         spans = item.rendered.spans
         kinds = np.fromiter((spans[k].kind for k in item.first), dtype=np.int64, count=len(item.first))
@@ -93,8 +108,14 @@ def summarize(strategy: Any, dataset: Any, num_proc: int | None = None) -> Summa
     counts = dataset.map(lambda batch, indices: row_counts(strategy, batch, indices), with_indices=True,
                          batched=True, batch_size=1000, num_proc=num_proc, remove_columns=dataset.column_names,
                          desc="axolotl_multiturn: summary")
-    summary = Summary(strategy.source, strategy.mode, strategy.decision, conversations=len(counts),
-                      skipped=len(dataset) - len(counts))
+    statuses: dict[str, set[int]] = {}
+    for source, status in zip(counts["source"], counts["status"]):
+        statuses.setdefault(status, set()).add(source)
+    outcomes = {status: len(sources) for status, sources in statuses.items()}
+    counts = counts.filter(lambda status: status not in ("dropped", "skipped"), input_columns="status")
+    summary = Summary(strategy.source, strategy.mode, strategy.decision, conversations=len(dataset),
+                      skipped=outcomes.get("skipped", 0), outcomes=outcomes,
+                      windows=sum(1 for status in counts["status"] if status == "split"), lost=sum(counts["lost"]))
     if len(counts):
         for g in GROUPS:
             summary.by_role[g] = np.asarray(counts[f"role_{g}"]).sum(axis=0).tolist()

@@ -196,3 +196,33 @@ def test_windows_properties(messages: list[dict], mode: str, limit: int, last_on
     lost = sum(row.lost for row in out)
     assert len(trained_answers) + lost == len(should)
     assert sorted(trained_answers) == sorted(parsed[i].content for i in should)[:len(trained_answers)] or lost
+
+
+def test_coqa_shaped_dataset_with_a_third_too_long_loses_no_turn(caplog: pytest.LogCaptureFixture) -> None:
+    import random
+    import sys
+
+    from conftest import ROOT
+    from axolotl_multiturn.summary import summarize
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from shapes import coqa_shaped
+
+    tok = tokenizer("chatml")
+    data = coqa_shaped(random.Random(1), 60)
+    lengths = sorted(len(tok.apply_chat_template(r["messages"], tokenize=True, return_dict=False)) for r in data)
+    limit = lengths[40]
+    assert sum(n > limit for n in lengths) == 19
+    wrapper = load(tok, {"sequence_len": limit, "multiturn": {"masking": "boilerplate"}}, {"path": "coqa"})
+    with caplog.at_level(logging.WARNING, logger="axolotl_multiturn.chat"):
+        out = wrapper.wrap_dataset(Dataset.from_list(data))
+    assert max(len(ids) for ids in out["input_ids"]) <= limit
+    message = next(r.getMessage() for r in caplog.records if "longer than sequence_len" in r.getMessage())
+    assert message.startswith(f"axolotl_multiturn: coqa: 19 of 60 conversations longer than sequence_len={limit} "
+                              "(overflow: split): 19 split into ")
+    assert message.endswith("0 truncated, 0 dropped; assistant turns lost: 0")
+    summary = summarize(wrapper.strategy, Dataset.from_list(data))
+    assert (summary.outcomes, summary.lost) == ({"fits": 41, "split": 19}, 0)
+    assert summary.windows == len(out) - 41
+    assert summary.lines()[-1] == f"coqa: longer than sequence_len: 19 split ({summary.windows} windows); " \
+                                  "assistant turns lost: 0"
