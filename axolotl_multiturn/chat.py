@@ -19,11 +19,11 @@ from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn.encode import Encoded, Encoder, span_trained
+from axolotl_multiturn.markers import STOP_STRINGS
 from axolotl_multiturn.masking import AutoDecision, Mode, decide, message_trained
 from axolotl_multiturn.messages import InvalidConversation, Message, parse_conversation, without_nulls
 from axolotl_multiturn.options import ConfigError, Options, resolve
-from axolotl_multiturn.overflow import Overflow, TooLong, fit
-from axolotl_multiturn.markers import STOP_STRINGS
+from axolotl_multiturn.overflow import Overflow, TooLong, fit, overflow_report
 from axolotl_multiturn.render import ChatRenderer, TemplateRejected, UnlabelableError
 
 LOG = get_logger("axolotl_multiturn.chat")
@@ -232,36 +232,13 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
                              num_proc=process_count, keep_in_memory=bool(keep_in_memory), fn_kwargs={"stats": True},
                              remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
-        for line in overflow_report(strategy, len(dataset), mapped["mt_source"], mapped["mt_status"],
-                                    mapped["mt_lost"]):
+        for line in overflow_report(strategy.sequence_len, strategy.options.overflow, len(dataset),
+                                    mapped["mt_source"], mapped["mt_status"], mapped["mt_lost"]):
             LOG.warning("axolotl_multiturn: %s: %s", strategy.source, line)
         if any(status in GONE for status in mapped["mt_status"]):
             mapped = mapped.filter(lambda status: status not in GONE, input_columns="mt_status",
                                    num_proc=process_count, desc="axolotl_multiturn: leaving out dropped rows")
         return mapped.remove_columns(list(STATS))
-
-
-def overflow_report(strategy: MultiTurnStrategy, total: int, sources: Sequence[int], statuses: Sequence[str],
-                    lost: Sequence[int]) -> list[str]:
-    """What happened to conversations that did not go through whole, as log lines (none if all did)."""
-    conversations: dict[str, set[int]] = {}
-    for source, status in zip(sources, statuses):
-        conversations.setdefault(status, set()).add(source)
-    count = {status: len(rows) for status, rows in conversations.items()}
-    lines = []
-    long = count.get("split", 0) + count.get("truncated", 0) + count.get("dropped", 0)
-    if long:
-        windows = sum(1 for status in statuses if status == "split")
-        first = sorted(conversations.get("dropped", set()))[:10]
-        lines.append(f"{long} of {total} conversations longer than sequence_len={strategy.sequence_len} "
-                     f"(overflow: {strategy.options.overflow}): {count.get('split', 0)} split into {windows} windows, "
-                     f"{count.get('truncated', 0)} truncated, {count.get('dropped', 0)} dropped"
-                     + (f" (rows {', '.join(map(str, first))}{', ...' if count['dropped'] > 10 else ''})" if first
-                        else "") + f"; assistant turns lost: {sum(lost)}")
-    if count.get("skipped"):
-        lines.append(f"skipped {count['skipped']} of {total} rows that cannot be labelled exactly (on_unlabelable: skip; "
-                     "each is logged above with its row index)")
-    return lines
 
 
 def load(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None = None,

@@ -122,3 +122,26 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
         windows.append(window(context, start, end, first))
         start = end
     return Fitted(windows, "split", lost)
+
+
+def overflow_report(sequence_len: int, policy: str, total: int, sources: Sequence[int], statuses: Sequence[str],
+                    lost: Sequence[int]) -> list[str]:
+    """What happened to conversations that did not go through whole, as log lines (none if all did)."""
+    conversations: dict[str, set[int]] = {}
+    for source, status in zip(sources, statuses):
+        conversations.setdefault(status, set()).add(source)
+    count = {status: len(rows) for status, rows in conversations.items()}
+    lines = []
+    long = count.get("split", 0) + count.get("truncated", 0) + count.get("dropped", 0)
+    if long:
+        windows = sum(1 for status in statuses if status == "split")
+        first = sorted(conversations.get("dropped", set()))[:10]
+        lines.append(f"{long} of {total} conversations longer than sequence_len={sequence_len} "
+                     f"(overflow: {policy}): {count.get('split', 0)} split into {windows} windows, "
+                     f"{count.get('truncated', 0)} truncated, {count.get('dropped', 0)} dropped"
+                     + (f" (rows {', '.join(map(str, first))}{', ...' if count['dropped'] > 10 else ''})" if first
+                        else "") + f"; assistant turns lost: {sum(lost)}")
+    if count.get("skipped"):
+        lines.append(f"skipped {count['skipped']} of {total} rows that cannot be labelled exactly (on_unlabelable: skip; "
+                     "each is logged above with its row index)")
+    return lines

@@ -28,10 +28,11 @@ from axolotl.datasets import TokenizedPromptDataset  # noqa: E402
 from axolotl.prompt_strategies.chat_template import load as axolotl_chat_template  # noqa: E402
 from axolotl.utils.chat_templates import get_chat_template  # noqa: E402
 from axolotl.utils.dict import DictDefault  # noqa: E402
+from shapes import coqa_shaped, long_chats  # noqa: E402
 
 from axolotl_multiturn.chat import load as multiturn_load  # noqa: E402
 from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
-from shapes import coqa_shaped, long_chats  # noqa: E402
+
 
 def ours(tokenizer, sequence_len: int = 1_000_000):
     cfg = DictDefault({"sequence_len": sequence_len, "multiturn": {"masking": "instruction"}})

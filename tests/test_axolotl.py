@@ -11,13 +11,13 @@ import yaml
 from axolotl.prompt_strategies import load as axolotl_load
 from axolotl.utils.data.shared import generate_dataset_hash_from_config
 from axolotl.utils.dict import DictDefault
+from chats import A, S, U, chat
 from datasets import Dataset, IterableDataset
+from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import ChatDatasetWrapper, RowError
 from axolotl_multiturn.masking import Mode
 from axolotl_multiturn.options import ConfigError
-from chats import A, S, U, chat
-from vocabularies import tokenizer
 
 pytestmark = pytest.mark.axolotl
 M = -100

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from axolotl_multiturn.cli import main
-from conftest import ROOT
 
 SAMPLE = ROOT / "example_configs" / "data" / "coqa-sample.json"
 SYSTEM = "Read the story and extract answers for the questions.\nStory: "

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from datasets import load_from_disk
-
 from chats import A, S, U, chat, trained_runs
 from conftest import ROOT
+from datasets import load_from_disk
 from vocabularies import tokenizer
 
 pytestmark = [pytest.mark.axolotl, pytest.mark.slow]

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
 from chats import TRAPS, label, strategy, trained_runs
 from vocabularies import tokenizer
 

@@ -7,7 +7,6 @@ Qwen2 ids: <|im_start|>=151644, <|im_end|>=151645, 'user'=872, 'assistant'=77091
 from __future__ import annotations
 
 import pytest
-
 from chats import A, S, U, chat, label, strategy
 from vocabularies import tokenizer
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from hooks.check_multiturn_config import main as check_config
 
 GOOD_CONFIG = {

@@ -7,7 +7,6 @@ import tracemalloc
 from pathlib import Path
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

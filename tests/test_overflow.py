@@ -11,14 +11,14 @@ import logging
 from typing import Any
 
 import pytest
+from chats import A, S, U, chat
 from datasets import Dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import RowError, load
 from axolotl_multiturn.render import Kind
-from chats import A, S, U, chat
-from vocabularies import tokenizer
 
 pytestmark = pytest.mark.axolotl
 STORY = "Story: " + " ".join(f"Sentence {i} of the long story about a lighthouse." for i in range(12))
@@ -203,6 +203,7 @@ def test_coqa_shaped_dataset_with_a_third_too_long_loses_no_turn(caplog: pytest.
     import sys
 
     from conftest import ROOT
+
     from axolotl_multiturn.summary import summarize
 
     sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -7,19 +7,19 @@ import json
 import os
 import re
 import shutil
-import sys
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
+from chats import A, S, U, chat, strategy
 from rich.console import Console
+from vocabularies import tokenizer
 
 from axolotl_multiturn.messages import parse_conversation
 from axolotl_multiturn.preview import Shown, conversation_text
-from chats import A, S, U, chat, strategy
-from vocabularies import tokenizer
 
 pytestmark = pytest.mark.axolotl
 CONV = chat((S, "Be brief."), (U, "2+2?"), (A, "4"))
