@@ -93,3 +93,10 @@ def test_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
 
     small, large = peak(1_000), peak(20_000)
     assert large - small < 0.2 * 19_000 * len(line)  # under a fifth of the extra bytes read
+
+
+def test_byte_order_mark_is_named() -> None:
+    line = b'\xef\xbb\xbf{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}\n'
+    [finding] = check_lines("bom", [line])
+    assert (finding.code, finding.column) == ("MT002", 1)
+    assert finding.message == "invalid JSON: the line starts with a byte order mark; save the file as UTF-8 without BOM"

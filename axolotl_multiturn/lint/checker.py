@@ -75,6 +75,9 @@ class LineChecker:
             column = len(raw[:bad.start].decode("utf-8", "replace")) + 1
             return self.finding(number, "MT001", f"invalid UTF-8 byte {raw[bad.start]:#04x}; save the file "
                                                  "as UTF-8", column=column)
+        if text.startswith("\ufeff"):
+            return self.finding(number, "MT002", "invalid JSON: the line starts with a byte order mark; save the "
+                                                 "file as UTF-8 without BOM", column=1)
         return self.finding(number, "MT002", _json_message(error, text), column=_char_column(error, text))
 
     def _warnings(self, number: int, raw: bytes, messages: list[dict[str, Any]]) -> list[Finding]:
