@@ -67,7 +67,11 @@ class CoQA:
 
     @staticmethod
     def _hub(split: str) -> Iterator[Mapping[str, Any]]:
-        import datasets
+        try:
+            import datasets
+        except ImportError:
+            raise ConversionError("loading stanfordnlp/coqa from the hub needs the datasets package (the "
+                                  "[axolotl] extra); or pass a local CoQA file") from None
 
         try:
             yield from datasets.load_dataset("stanfordnlp/coqa", split=split)

@@ -18,7 +18,11 @@ def records(path: str | Path) -> Iterator[Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ConversionError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow, or the "
+                                  "[axolotl] extra)") from None
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
             yield from batch.to_pylist()
