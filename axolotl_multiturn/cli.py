@@ -41,7 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(registry()[args.format], args)
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
-    from axolotl_multiturn.preview import preview
+    try:
+        from axolotl_multiturn.preview import preview
+    except ImportError as error:
+        print(f"error: preview runs the training code path and needs the [axolotl] extra "
+              f"(pip install 'axolotl-multiturn[axolotl]'): {error}", file=sys.stderr)
+        return 2
 
     preview(args.config, rows=args.rows, dataset=args.dataset, html=args.html)
     return 0
