@@ -26,6 +26,8 @@ from transformers.utils.chat_template_utils import _compile_jinja_template
 from axolotl_multiturn.messages import Message
 
 _SENTINEL = "\ue000{}\ue001"
+_CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its role sequence "
+                      "(content-dependent template logic)")
 _SENTINEL_RE = re.compile("\ue000(\\d+)\ue001")
 
 
@@ -122,8 +124,7 @@ class ChatRenderer:
         spans: list[Span] = []
         pos = 0
         if not text.startswith(skeleton.pieces[0]):
-            raise UnlabelableError("the chat template renders this conversation differently from its "
-                                   "role sequence (content-dependent template logic)")
+            raise UnlabelableError(_CONTENT_DEPENDENT)
         for slot, index in enumerate(skeleton.order):
             head = skeleton.pieces[slot]
             spans.append(Span(pos, pos + len(head), Kind.TEMPLATE))
@@ -141,8 +142,7 @@ class ChatRenderer:
             pos = end
         tail = skeleton.pieces[-1]
         if text[pos:] != tail:
-            raise UnlabelableError("the chat template renders this conversation differently from its "
-                                   "role sequence (content-dependent template logic)")
+            raise UnlabelableError(_CONTENT_DEPENDENT)
         spans.append(Span(pos, len(text), Kind.TEMPLATE))
         dropped = tuple(sorted(set(range(len(messages))) - set(skeleton.order)))
         return Rendered(text, _mark_glue(text, self._mark_closings(text, spans, messages)), dropped)
