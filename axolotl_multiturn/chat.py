@@ -144,10 +144,10 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             try:
                 if isinstance(item, UnlabelableError):
                     raise item
-                self.label(item)  # the whole conversation must be exact before it is cut
+                labels = self.label(item)  # the whole conversation must be exact before it is cut
                 trained = message_trained(item.messages, self.mode, self.options.last_turn_only)
                 fitted = fit(item, trained, self.sequence_len, Overflow(self.options.overflow), self._encode_one)
-                windows = [(window, self.label(window)) for window in fitted.windows]
+                windows = [(window, labels if window is item else self.label(window)) for window in fitted.windows]
             except UnlabelableError as error:
                 if self.options.on_unlabelable == "skip":
                     LOG.warning("%s row %d skipped: %s", self.source, index, error)
