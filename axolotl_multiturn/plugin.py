@@ -87,8 +87,6 @@ def dataset_summary(tokenizer: Any, cfg: Any, ds_cfg: Any) -> Summary:
 
     strategy = load(tokenizer, cfg, ds_cfg).strategy
     raw = load_dataset_with_config(ds_cfg, use_auth_token=bool(cfg.get("hf_use_auth_token")))
-    if strategy.mode is None:
-        strategy.decide_auto(raw, cfg.get("dataset_num_proc"))
     return summarize(strategy, raw, cfg.get("dataset_num_proc"))
 
 

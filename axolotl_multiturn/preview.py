@@ -96,11 +96,9 @@ def load(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any]:
 
 def shown(wrapper: Any, raw: Any, rows: int) -> list[Shown]:
     """The first `rows` conversations, labelled by the wrapper's strategy (after `auto` has decided)."""
-    strategy = wrapper.strategy
-    batch = raw.select(range(min(rows, len(raw))))[:]
     indices = list(range(min(rows, len(raw))))
-    conversations = strategy.conversations(batch, indices)
-    return [Shown(item, strategy.label(item)) for item in strategy.encoder.encode(conversations)]
+    labelled = wrapper.strategy.labelled(raw.select(indices)[:], indices)
+    return [Shown(row.item, row.labels) for row in labelled if row.item is not None]
 
 
 def conversation_text(item: Shown, color: bool, max_chars: int | None = None) -> Text:
@@ -141,10 +139,8 @@ def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Pat
     console = console or Console(highlight=False)
     wrapper, raw, _ = load(config, dataset)
     strategy = wrapper.strategy
-    if strategy.mode is None:
-        strategy.decide_auto(raw)
-    items = shown(wrapper, raw, rows)
     summary = summarize(strategy, raw)
+    items = shown(wrapper, raw, rows)
     color = console.is_terminal
     legend = "trained text is highlighted" if color else f"trained text is {OPEN}between guillemets{CLOSE}"
     console.print(f"masking: {strategy.mode.value}; {legend}")

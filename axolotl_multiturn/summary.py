@@ -104,7 +104,9 @@ def row_counts(strategy: Any, batch: Mapping[str, Sequence[Any]], indices: Seque
 
 
 def summarize(strategy: Any, dataset: Any, num_proc: int | None = None) -> Summary:
-    """Count what `strategy` trains in `dataset` (a datasets.Dataset)."""
+    """Count what `strategy` trains in `dataset` (a datasets.Dataset), deciding `auto` first if needed."""
+    if strategy.mode is None:
+        strategy.decide_auto(dataset, num_proc)
     counts = dataset.map(lambda batch, indices: row_counts(strategy, batch, indices), with_indices=True,
                          batched=True, batch_size=1000, num_proc=num_proc, remove_columns=dataset.column_names,
                          desc="axolotl_multiturn: summary")
