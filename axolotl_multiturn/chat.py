@@ -18,13 +18,13 @@ from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn.encode import Encoded, Encoder, span_trained
-from axolotl_multiturn.markers import STOP_STRINGS
-from axolotl_multiturn.masking import AutoDecision, Mode, decide, message_trained
-from axolotl_multiturn.messages import InvalidConversation, Message, parse_conversation, without_nulls
+from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
+from axolotl_multiturn.engine.markers import STOP_STRINGS
+from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, message_trained
+from axolotl_multiturn.engine.conversation import InvalidConversation, Message, parse_conversation, without_nulls
 from axolotl_multiturn.options import ConfigError, Options, resolve
-from axolotl_multiturn.overflow import Overflow, TooLong, fit, overflow_report
-from axolotl_multiturn.render import ChatRenderer, TemplateRejected, UnlabelableError
+from axolotl_multiturn.engine.windows import Overflow, TooLong, fit, overflow_report
+from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
 
 LOG = get_logger("axolotl_multiturn.chat")
 FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(registry()[args.format], args)
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
     try:
-        from axolotl_multiturn.preview import preview
+        from axolotl_multiturn.reports.preview import preview
     except ImportError as error:
         print(f"error: preview runs the training code path and needs the [axolotl] extra "
               f"(pip install 'axolotl-multiturn[axolotl]'): {error}", file=sys.stderr)

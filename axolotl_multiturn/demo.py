@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from axolotl_multiturn.convert import convert, report
     from axolotl_multiturn.converters import registry
     from axolotl_multiturn.lint.cli import main as lint
-    from axolotl_multiturn.preview import preview
+    from axolotl_multiturn.reports.preview import preview
     from axolotl_multiturn.tiny import build_tiny_model
 
     step(f"1. tiny model -> {MODEL}")

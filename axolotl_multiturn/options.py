@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from axolotl_multiturn import schemas
-from axolotl_multiturn.masking import AutoThresholds, Mode
+from axolotl_multiturn.engine.masking import AutoThresholds, Mode
 
 #: axolotl drops dataset keys it does not know, and hashes only a fixed list of dataset fields into the
 #: prepared-dataset path. `conversation` is a free string that survives validation, is part of that hash,

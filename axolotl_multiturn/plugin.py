@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from axolotl_multiturn import DATASET_TYPE
 from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
-from axolotl_multiturn.summary import Summary, summarize
+from axolotl_multiturn.reports.summary import Summary, summarize
 
 DATASET_SECTIONS = ("datasets", "test_datasets")
 LOG = get_logger("axolotl_multiturn.plugin")

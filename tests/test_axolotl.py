@@ -16,7 +16,7 @@ from datasets import Dataset, IterableDataset
 from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import ChatDatasetWrapper, RowError
-from axolotl_multiturn.masking import Mode
+from axolotl_multiturn.engine.masking import Mode
 from axolotl_multiturn.options import ConfigError
 
 pytestmark = pytest.mark.axolotl

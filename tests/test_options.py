@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from axolotl_multiturn.masking import AutoThresholds, Mode
+from axolotl_multiturn.engine.masking import AutoThresholds, Mode
 from axolotl_multiturn.options import CARRIER_PREFIX, ConfigError, Options, carry, resolve
 
 

@@ -18,8 +18,8 @@ from chats import A, S, U, chat, strategy
 from rich.console import Console
 from vocabularies import tokenizer
 
-from axolotl_multiturn.messages import parse_conversation
-from axolotl_multiturn.preview import Shown, conversation_text
+from axolotl_multiturn.engine.conversation import parse_conversation
+from axolotl_multiturn.reports.preview import Shown, conversation_text
 
 pytestmark = pytest.mark.axolotl
 CONV = chat((S, "Be brief."), (U, "2+2?"), (A, "4"))

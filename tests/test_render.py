@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from axolotl_multiturn.messages import Message
-from axolotl_multiturn.render import ChatRenderer, Kind, Span, TemplateRejected, UnlabelableError
+from axolotl_multiturn.engine.conversation import Message
+from axolotl_multiturn.engine.render import ChatRenderer, Kind, Span, TemplateRejected, UnlabelableError
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")
 CONV = (Message("user", "Hi"), Message("assistant", "Yo"))

@@ -8,7 +8,7 @@ from html import escape
 
 import numpy as np
 
-from axolotl_multiturn.summary import CLASSES, GROUPS, Summary, percent
+from axolotl_multiturn.reports.summary import CLASSES, GROUPS, Summary, percent
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1d1d1f; max-width: 72rem; }

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from axolotl_multiturn.encode import IGNORE_INDEX
-from axolotl_multiturn.masking import AutoDecision, Mode
-from axolotl_multiturn.render import Kind
+from axolotl_multiturn.engine.encode import IGNORE_INDEX
+from axolotl_multiturn.engine.masking import AutoDecision, Mode
+from axolotl_multiturn.engine.render import Kind
 
 GROUPS = ("system", "user", "assistant", "template")  # by role; closing tokens count as assistant
 CLASSES = tuple(kind.name.lower() for kind in Kind)  # template, content, closing

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn.masking import POLICIES, Mode, message_trained
-from axolotl_multiturn.messages import Message
-from axolotl_multiturn.render import ChatRenderer, Kind, Rendered, Span, UnlabelableError
+from axolotl_multiturn.engine.masking import POLICIES, Mode, message_trained
+from axolotl_multiturn.engine.conversation import Message
+from axolotl_multiturn.engine.render import ChatRenderer, Kind, Rendered, Span, UnlabelableError
 
 IGNORE_INDEX = -100
 

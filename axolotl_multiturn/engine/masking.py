@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from axolotl_multiturn.messages import Message, Role
+from axolotl_multiturn.engine.conversation import Message, Role
 
 
 class Mode(str, Enum):

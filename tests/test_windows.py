@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import RowError, load
-from axolotl_multiturn.render import Kind
+from axolotl_multiturn.engine.render import Kind
 
 pytestmark = pytest.mark.axolotl
 STORY = "Story: " + " ".join(f"Sentence {i} of the long story about a lighthouse." for i in range(12))
@@ -171,8 +171,8 @@ def conversations(draw: Any) -> list[dict]:
 def test_windows_properties(messages: list[dict], mode: str, limit: int, last_only: bool) -> None:
     tok = tokenizer("chatml")
     s = strategy(mode, limit, last_turn_only=last_only, on_unlabelable="skip")
-    from axolotl_multiturn.masking import Mode, message_trained
-    from axolotl_multiturn.messages import parse_conversation
+    from axolotl_multiturn.engine.masking import Mode, message_trained
+    from axolotl_multiturn.engine.conversation import parse_conversation
 
     parsed = parse_conversation({"messages": messages})
     should = [i for i, (m, t) in enumerate(zip(parsed, message_trained(parsed, Mode(mode), last_only)))
@@ -204,7 +204,7 @@ def test_coqa_shaped_dataset_with_a_third_too_long_loses_no_turn(caplog: pytest.
 
     from conftest import ROOT
 
-    from axolotl_multiturn.summary import summarize
+    from axolotl_multiturn.reports.summary import summarize
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from shapes import coqa_shaped

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from jinja2 import TemplateError
 from transformers.utils.chat_template_utils import _compile_jinja_template
 
-from axolotl_multiturn.messages import Message
+from axolotl_multiturn.engine.conversation import Message
 
 _SENTINEL = "\ue000{}\ue001"
 _CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its role sequence "

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from axolotl_multiturn.encode import Encoded
-from axolotl_multiturn.messages import Message
+from axolotl_multiturn.engine.encode import Encoded
+from axolotl_multiturn.engine.conversation import Message
 
 
 class Overflow(str, Enum):

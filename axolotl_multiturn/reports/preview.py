@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from axolotl_multiturn import report_html
-from axolotl_multiturn.encode import IGNORE_INDEX, Encoded
-from axolotl_multiturn.render import Kind
-from axolotl_multiturn.summary import Summary, percent, summarize
+from axolotl_multiturn.reports import html as report_html
+from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
+from axolotl_multiturn.engine.render import Kind
+from axolotl_multiturn.reports.summary import Summary, percent, summarize
 
 TRAINED_STYLE = "bold black on green3"
 MASKED_STYLE = "grey50"
