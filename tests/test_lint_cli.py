@@ -81,9 +81,10 @@ def test_statistics(capsys) -> None:
     assert out.splitlines()[-5:] == [
         "     1  MT201  [error] the first message is neither system nor user",
         "     2  MT202  [error] a system message that is not the first message",
-        "     1  MT203  [error] user and assistant turns do not alternate",
+        "     1  MT203  [error] turns out of order (user turns and assistant answers alternate; tool results "
+        "are answered by the assistant)",
         "     1  MT204  [error] no assistant message",
-        "     1  MT301  [warning] the conversation ends with a user turn (nothing answers it)",
+        "     1  MT301  [warning] the conversation ends with a user turn or tool results (nothing answers them)",
     ]
 
 

@@ -86,20 +86,24 @@ class LineChecker:
         # unless it escapes characters (then always look).
         if b"<" in raw or _UNICODE_ESCAPE.search(raw) or _CONTROL_OTHER.search(raw):
             findings += self._control_strings(number, raw, messages)
-        if messages[-1].get("role") == "user" and len(messages) > 1:
+        last = messages[-1].get("role")
+        if last in ("user", "tool") and len(messages) > 1:
             pointer = f"/messages/{len(messages) - 1}"
-            findings.append(self.finding(number, "MT301", "the conversation ends with a user turn that nothing "
+            what = "a user turn" if last == "user" else "tool results"
+            findings.append(self.finding(number, "MT301", f"the conversation ends with {what} that nothing "
                                                           "answers", pointer, _column(raw, pointer)))
         return findings
 
     def _control_strings(self, number: int, raw: bytes, messages: list[dict[str, Any]]) -> Iterator[Finding]:
         for i, message in enumerate(messages):
-            match = _CONTROL.search(message["content"]) if isinstance(message.get("content"), str) else None
-            if match:
-                pointer = f"/messages/{i}/content"
-                yield self.finding(number, "MT302", f"{message.get('role')} content contains the control string "
-                                                    f"{match.group()!r}, which a chat template may read as "
-                                                    "turn markup", pointer, _column(raw, pointer))
+            for field in ("content", "reasoning_content", "reasoning"):
+                match = _CONTROL.search(message[field]) if isinstance(message.get(field), str) else None
+                if not match:
+                    continue
+                pointer = f"/messages/{i}/{field}"
+                yield self.finding(number, "MT302", f"{message.get('role')} {field} contains the control "
+                                                    f"string {match.group()!r}, which a chat template may read "
+                                                    "as turn markup", pointer, _column(raw, pointer))
 
     def _duplicate(self, number: int, messages: list[dict[str, Any]]) -> list[Finding]:
         digest = hashlib.sha1(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS), usedforsecurity=False).digest()
