@@ -8,6 +8,8 @@ prompt-tokenizing strategy that also works on its own.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -18,19 +20,24 @@ from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
+from axolotl_multiturn.engine.conversation import (Conversation, InvalidConversation, Message, ToolCall,
+                                                   parse_conversation, without_nulls)
 from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
 from axolotl_multiturn.engine.markers import STOP_STRINGS
 from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, message_trained
-from axolotl_multiturn.engine.conversation import InvalidConversation, Message, parse_conversation, without_nulls
-from axolotl_multiturn.options import ConfigError, Options, resolve
-from axolotl_multiturn.engine.windows import Overflow, TooLong, fit, overflow_report
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
+from axolotl_multiturn.engine.rows import Parity, parity_rows
+from axolotl_multiturn.engine.windows import Overflow, TooLong, fit, overflow_report
+from axolotl_multiturn.options import ConfigError, Options, resolve
 
 LOG = get_logger("axolotl_multiturn.chat")
 FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 
 
-STATS = ("mt_source", "mt_status", "mt_lost")  # bookkeeping columns of `tokenize_rows(stats=True)`
+#: Bookkeeping columns of `tokenize_rows(stats=True)`: source row, overflow status, assistant turns lost to
+#: overflow, row added for parity, turns with no parity row, turns trained out of context (`off`),
+#: turns left untrained (`last`).
+STATS = ("mt_source", "mt_status", "mt_lost", "mt_extra", "mt_no_parity", "mt_outside", "mt_untrained")
 GONE = ("dropped", "skipped")  # statuses of conversations that produce no training row
 
 
@@ -40,13 +47,20 @@ class RowError(ValueError):
 
 class Labelled(NamedTuple):
     """One training row from source row `index` (no item: the conversation was dropped or skipped);
-    `lost` counts trainable assistant turns of that conversation that no window trains."""
+    the counts are the conversation's, on its first row only: trainable assistant turns that no window
+    trains (`lost`), turns no row trains in their inference context (`no_parity`), turns trained out of
+    it (`outside`, parity off) and turns left untrained (`untrained`, parity last). `extra`: a row added
+    so that a turn is trained in its inference context."""
 
     index: int
     item: Encoded | None
     labels: np.ndarray | None
     status: str  # fits | split | truncated | dropped | skipped
     lost: int
+    extra: bool = False
+    no_parity: int = 0
+    outside: int = 0
+    untrained: int = 0
 
 
 def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any],
@@ -64,14 +78,38 @@ def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds
     stops = [*options.stop_tokens, *(cfg.get("eot_tokens") or []), tokenizer.eos_token,
              *(s for s in STOP_STRINGS if s in template)]
     kwargs = {**tokenizer.special_tokens_map, **(cfg.get("chat_template_kwargs") or {})}
-    renderer = ChatRenderer(template, kwargs, [s for s in stops if s])
+    renderer = ChatRenderer(template, kwargs, [s for s in stops if s], reasoning_field=reasoning_field(template),
+                            string_arguments=wants_string_arguments(template, kwargs))
     try:
-        renderer.render_text([Message("user", "probe"), Message("assistant", "probe")])
+        renderer.render_text(Conversation((Message("user", "probe"), Message("assistant", "probe"))))
     except TemplateRejected as error:
         if "is undefined" in str(error):
             raise ConfigError(f"{ds_cfg.get('path') or 'dataset'}: {error}: the tokenizer does not define it; "
                               "add it under special_tokens, or choose another chat_template") from None
     return Encoder(tokenizer, renderer, literal_content=options.content_special_tokens == "literal")
+
+
+def reasoning_field(template: str) -> str:
+    """The message key a template reads a reasoning trace from (README: per family)."""
+    for name in ("reasoning_content", "thinking", "reasoning"):
+        if re.search(rf"""(\.|\[['"]|get\(['"]){name}\b""", template):
+            return name
+    return "reasoning_content"
+
+
+def wants_string_arguments(template: str, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a template needs tool-call arguments as JSON strings: it fails on the transformers
+    convention (objects) for a plain call and renders the string form (DeepSeek V3 concatenates them)."""
+    call = ToolCall("call00001", "probe", {"x": "1"})  # nine characters: Mistral checks call id lengths
+    probe = Conversation((Message("user", "probe"), Message("assistant", None, tool_calls=(call,)),
+                          Message("tool", "probe", tool_call_id=call.id), Message("assistant", "probe")))
+    for strings in (False, True):
+        try:
+            ChatRenderer(template, kwargs, string_arguments=strings).render_text(probe)
+        except TemplateRejected:
+            continue
+        return strings
+    return False
 
 
 class MultiTurnStrategy(PromptTokenizingStrategy):
@@ -94,14 +132,17 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     def supports_batched(self) -> bool:
         return True
 
-    def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> list[tuple[Message, ...]]:
+    def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> list[Conversation]:
         if self.field_messages not in batch:
             raise RowError(f"{self.source}: no column {self.field_messages!r} (columns: {', '.join(batch)}); "
                            "set field_messages on the dataset entry")
+        tools = batch.get("tools") or [None] * len(indices)
         out = []
-        for index, raw in zip(indices, batch[self.field_messages]):
+        for index, raw, offered in zip(indices, batch[self.field_messages], tools):
             row = {"messages": [without_nulls(m) if isinstance(m, Mapping) else m for m in raw]
                    if isinstance(raw, list) else raw}
+            if offered is not None:
+                row["tools"] = offered
             try:
                 out.append(parse_conversation(row))
             except InvalidConversation as error:
@@ -127,15 +168,16 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             out["attention_mask"].append([1] * len(ids))
             out["labels"].append(row.labels.tolist() if row.labels is not None else [])
             if stats:
-                out["mt_source"].append(row.index)
-                out["mt_status"].append(row.status)
-                out["mt_lost"].append(row.lost)
+                for column, value in zip(STATS, (row.index, row.status, row.lost, row.extra, row.no_parity,
+                                                 row.outside, row.untrained)):
+                    out[column].append(value)
         return out
 
     def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> Iterator[Labelled]:
-        """Every row as labelled windows (one when it fits `sequence_len`). A row that cannot be labelled
-        exactly raises a RowError naming it, or with `on_unlabelable: skip` comes back as status skipped;
-        a dropped one as status dropped (no item)."""
+        """Every row as labelled training rows: one when it fits `sequence_len` and its template trains
+        every turn in its inference context; windows (overflow) and parity rows otherwise. A row that
+        cannot be labelled exactly raises a RowError naming it, or with `on_unlabelable: skip` comes back
+        as status skipped; a dropped one as status dropped (no item)."""
         if self.mode is None:
             raise ConfigError(f"{self.source}: masking is auto, but the dataset was not scanned; "
                               "load it through axolotl (or call decide_auto) first")
@@ -147,7 +189,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                 labels = self.label(item)  # the whole conversation must be exact before it is cut
                 trained = message_trained(item.messages, self.mode, self.options.last_turn_only)
                 fitted = fit(item, trained, self.sequence_len, Overflow(self.options.overflow), self._encode_one)
-                windows = [(window, labels if window is item else self.label(window)) for window in fitted.windows]
+                rows, counts = self._parity(fitted.windows, item, labels)
             except UnlabelableError as error:
                 if self.options.on_unlabelable == "skip":
                     LOG.warning("%s row %d skipped: %s", self.source, index, error)
@@ -160,13 +202,39 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             except TooLong as error:
                 raise RowError(f"{self.source} row {index}: {error}") from None
             self._warn_dropped(item)
-            if not windows:
-                yield Labelled(index, None, None, fitted.status, fitted.lost)
-            for k, (window, labels) in enumerate(windows):
-                yield Labelled(index, window, labels, fitted.status, fitted.lost if k == 0 else 0)
+            lost = fitted.lost + counts["lost"]
+            if not rows:
+                yield Labelled(index, None, None, fitted.status, lost, False, *counts["parity"])
+            for k, (row, row_labels, extra) in enumerate(rows):
+                first = k == 0
+                yield Labelled(index, row, row_labels, fitted.status, lost if first else 0, extra,
+                               *(counts["parity"] if first else (0, 0, 0)))
 
-    def _encode_one(self, messages: Sequence[Message]) -> Encoded:
-        item = self.encoder.encode([messages])[0]
+    def _parity(self, windows: Sequence[Encoded], item: Encoded, labels: np.ndarray
+                ) -> tuple[list[tuple[Encoded, np.ndarray, bool]], dict[str, Any]]:
+        """Each window as the rows that train its turns in their inference context (`parity`); a row
+        longer than sequence_len after that loses its turns, counted."""
+        rows: list[tuple[Encoded, np.ndarray, bool]] = []
+        no_parity = outside = untrained = lost = 0
+        for window in windows:
+            trained = message_trained(window.messages, self.mode, self.options.last_turn_only)
+            plan = window.plan
+            result = parity_rows(self.encoder.renderer, plan, trained, Parity(self.options.parity))
+            no_parity, outside, untrained = (no_parity + len(result.no_parity), outside + result.outside,
+                                             untrained + result.untrained)
+            if result.conversations == [window.conversation]:
+                rows.append((window, labels if window is item else self.label(window), False))
+                continue
+            for k, conversation in enumerate(result.conversations):
+                row = self._encode_one(conversation)
+                if len(row.input_ids) > self.sequence_len:
+                    lost += sum(1 for m in conversation.messages if m.role == "assistant" and m.weight)
+                    continue
+                rows.append((row, self.label(row), k > 0))
+        return rows, {"lost": lost, "parity": (no_parity, outside, untrained)}
+
+    def _encode_one(self, conversation: Conversation) -> Encoded:
+        item = self.encoder.encode([conversation])[0]
         if isinstance(item, UnlabelableError):
             raise item
         return item
@@ -185,18 +253,19 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     def label(self, item: Encoded) -> np.ndarray:
         assert self.mode is not None
         return item.labels(span_trained(item.rendered.spans, item.messages, self.mode,
-                                        self.options.last_turn_only))
+                                        self.options.last_turn_only, self.options.reasoning == "train"))
 
     def content_token_counts(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
         """Per row: tokens in non-assistant and in assistant contents (the `auto` statistics)."""
         conversations = self.conversations(batch, indices)
-        contents = [m.content for c in conversations for m in c]
-        lengths = iter(len(ids) for ids in self.tokenizer(contents, add_special_tokens=False)["input_ids"])
+        texts = [[m.content or "", m.reasoning or "", *(json.dumps(c.arguments) for c in m.tool_calls)]
+                 for c in conversations for m in c.messages]
+        lengths = iter(self.tokenizer(["".join(t) for t in texts], add_special_tokens=False)["input_ids"])
         out: dict[str, list] = {"non_assistant": [], "assistant": []}
         for conversation in conversations:
             counts = {"non_assistant": 0, "assistant": 0}
-            for message in conversation:
-                counts["assistant" if message.role == "assistant" else "non_assistant"] += next(lengths)
+            for message in conversation.messages:
+                counts["assistant" if message.role == "assistant" else "non_assistant"] += len(next(lengths))
             for key, value in counts.items():
                 out[key].append(value)
         return out

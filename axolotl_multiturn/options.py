@@ -49,6 +49,8 @@ class Options:
     log_summary: bool
     content_special_tokens: str
     overflow: str
+    parity: str
+    reasoning: str
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -127,4 +129,6 @@ def resolve(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None, where: str
         log_summary=values["log_summary"],
         content_special_tokens=values["content_special_tokens"],
         overflow=values["overflow"],
+        parity=values["parity"],
+        reasoning=values["reasoning"],
     )

@@ -118,7 +118,8 @@ def test_bad_row_is_named_by_its_index() -> None:
     wrapper = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"),
                            DictDefault({"multiturn": {"masking": "instruction"}}), DictDefault({"path": "d.jsonl"}))
     with pytest.raises(RowError, match=r"^d\.jsonl row 3: MT203 got 'user' after 'user', expected 'assistant' "
-                                       r"\(after an optional system message, user and assistant alternate\) "
+                                       r"\(after an optional system message, user turns and assistant answers "
+                                       r"alternate\) "
                                        r"at /messages/1/role; MT204 no assistant message"):
         wrapper.wrap_dataset(Dataset.from_list(rows))
 

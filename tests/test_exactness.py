@@ -4,6 +4,9 @@
 2. every label is -100 or its input id;
 3. the trained text is exactly what the mode promises: written out below per template family from the
    family's known shape (closing string, trimming, where the system message goes), not from the engine.
+   These families are prefix-stable and their generation is content + closing; Qwen3, whose generation
+   prompt and history rendering differ, is checked on the same traps by the prefix-diff oracle in
+   `test_generations.py`.
    The one tolerance is the documented glue rule: template whitespace that the vocabulary merges into
    a content's first token is trained with it (`' [/INST] ' + 'Hello'` is the one token '▁Hello').
 """
@@ -27,7 +30,6 @@ class Family:
 FAMILIES = {
     "chatml": Family("<|im_end|>"),
     "qwen_25": Family("<|im_end|>"),  # injects "You are Qwen..." when there is no system message
-    "qwen3": Family("<|im_end|>"),
     "llama3": Family("<|eot_id|>", trim=True),
     "command_a": Family("<|END_RESPONSE|><|END_OF_TURN_TOKEN|>"),  # two-token closer, default preamble
     "mistral_v7_tekken": Family("</s>"),  # injects a default system prompt

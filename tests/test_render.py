@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from axolotl_multiturn.engine.conversation import Message
+from axolotl_multiturn.engine.conversation import Conversation, Message
 from axolotl_multiturn.engine.render import ChatRenderer, Kind, Span, TemplateRejected, UnlabelableError
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")
+CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 CONV = (Message("user", "Hi"), Message("assistant", "Yo"))
+
+
+def render(template: str, messages=CONV, stops=("<|im_end|>",), renderer=None):
+    renderer = renderer or ChatRenderer(template, {}, stops)
+    return renderer.render(renderer.plan(Conversation(tuple(messages))))
 
 
 def spans(template: str, messages=CONV, stops=("<|im_end|>",)):
     """The rendered conversation and its spans as (text, kind, message), adjacent template text merged."""
-    rendered = ChatRenderer(template, {}, stops).render(messages)
+    rendered = render(template, messages, stops)
     parts: list[tuple[str, Kind, int]] = []
     for s in rendered.spans:
         text = rendered.text[s.start:s.end]
@@ -70,19 +76,22 @@ def test_system_folded_into_the_first_user_turn() -> None:
                 "{% else %} {{ m.content }}</s>{% endif %}{% endfor %}")
     messages = (Message("system", "Sys"), *CONV)
     _, parts = spans(template, messages, stops=("</s>",))
+    # No generation prompt: the answer's leading space is text the model writes (its generation).
     assert [p for p in parts if p[1] is not Kind.TEMPLATE] == [
-        ("Sys", Kind.CONTENT, 0), ("Hi", Kind.CONTENT, 1), ("Yo", Kind.CONTENT, 2), ("</s>", Kind.CLOSING, 2)]
+        ("Sys", Kind.CONTENT, 0), ("Hi", Kind.CONTENT, 1), (" ", Kind.MARKUP, 2), ("Yo", Kind.CONTENT, 2),
+        ("</s>", Kind.CLOSING, 2)]
 
 
 def test_glue_whitespace_is_split_off_next_to_content() -> None:
-    rendered = ChatRenderer("{% for m in messages %} [X] {{ m.content }}{% endfor %}", {}, ()).render(CONV)
+    rendered = render("{% for m in messages %} [X] {{ m.content }}{% endfor %}{% if add_generation_prompt %} [X] {% endif %}",
+                      stops=())
     assert [(rendered.text[s.start:s.end], s.glue) for s in rendered.spans] == [
         (" [X]", False), (" ", True), ("Hi", False), (" ", True), ("[X]", False), (" ", True), ("Yo", False)]
 
 
 def test_dropped_message_is_reported() -> None:
     template = "{% for m in messages if m.role != 'system' %}{{ m.content }}{% endfor %}"
-    rendered = ChatRenderer(template, {}, ()).render((Message("system", "Sys"), *CONV))
+    rendered = render(template, (Message("system", "Sys"), *CONV), stops=())
     assert rendered.dropped == (0,)
 
 
@@ -94,17 +103,17 @@ def test_dropped_message_is_reported() -> None:
 ])
 def test_templates_that_cannot_be_labelled_exactly(template: str, match: str) -> None:
     with pytest.raises(UnlabelableError, match=match):
-        ChatRenderer(template, {}, ()).render(CONV)
+        render(template, stops=())
 
 
 def test_template_exception_is_a_rejection() -> None:
     template = "{{ raise_exception('System role not supported') }}"
     with pytest.raises(TemplateRejected, match="System role not supported"):
-        ChatRenderer(template, {}, ()).render(CONV)
+        render(template, stops=())
 
 
 def test_renderer_pickles_and_renders_after() -> None:
     import pickle
 
     renderer = pickle.loads(pickle.dumps(ChatRenderer(CHATML, {}, ("<|im_end|>",))))
-    assert renderer.render(CONV).spans[2] == Span(17, 19, Kind.CONTENT, 0)
+    assert render(CHATML, renderer=renderer).spans[2] == Span(17, 19, Kind.CONTENT, 0)

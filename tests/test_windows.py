@@ -175,8 +175,8 @@ def test_windows_properties(messages: list[dict], mode: str, limit: int, last_on
     from axolotl_multiturn.engine.conversation import parse_conversation
 
     parsed = parse_conversation({"messages": messages})
-    should = [i for i, (m, t) in enumerate(zip(parsed, message_trained(parsed, Mode(mode), last_only)))
-              if t and m.role == "assistant"]
+    decisions = message_trained(parsed.messages, Mode(mode), last_only)
+    should = [i for i, (m, t) in enumerate(zip(parsed.messages, decisions)) if t and m.role == "assistant"]
     out = rows(s, messages)
     if out[0].status == "skipped":
         return
@@ -195,7 +195,7 @@ def test_windows_properties(messages: list[dict], mode: str, limit: int, last_on
         trained_answers += [m.content for m in trained_messages(row) if m.role == "assistant"]
     lost = sum(row.lost for row in out)
     assert len(trained_answers) + lost == len(should)
-    assert sorted(trained_answers) == sorted(parsed[i].content for i in should)[:len(trained_answers)] or lost
+    assert sorted(trained_answers) == sorted(parsed.messages[i].content for i in should)[:len(trained_answers)] or lost
 
 
 def test_coqa_shaped_dataset_with_a_third_too_long_loses_no_turn(caplog: pytest.LogCaptureFixture) -> None:

@@ -18,9 +18,10 @@ from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn.engine.masking import POLICIES, Mode, message_trained
 from axolotl_multiturn.engine.conversation import Message
-from axolotl_multiturn.engine.render import ChatRenderer, Kind, Rendered, Span, UnlabelableError
+from axolotl_multiturn.engine.render import ChatRenderer, Kind, Plan, Rendered, Span, UnlabelableError
 
 IGNORE_INDEX = -100
+_DATA = (Kind.CONTENT, Kind.REASONING)  # spans whose text comes from the data (tool-call texts are JSON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +31,17 @@ class Encoded:
     input_ids: np.ndarray
     offsets: np.ndarray  # (tokens, 2) character offsets into rendered.text, as the tokenizer gives them
     rendered: Rendered
-    messages: tuple[Message, ...]
+    plan: Plan
     first: np.ndarray
     last: np.ndarray
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.plan.conversation
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        return self.plan.conversation.messages
 
     def labels(self, span_trained: np.ndarray) -> np.ndarray:
         """Input ids where trained, -100 where masked; raises on a token that is neither."""
@@ -63,12 +72,14 @@ class Encoded:
 
 
 def span_trained(spans: Sequence[Span], messages: Sequence[Message], mode: Mode,
-                 last_turn_only: bool = False) -> np.ndarray:
-    """One bool per span: content and closing spans follow their message, template spans the mode."""
+                 last_turn_only: bool = False, reasoning: bool = True) -> np.ndarray:
+    """One bool per span: a message's spans (an assistant's whole generation) follow its decision,
+    template spans the mode; with `reasoning` False a trace stays masked inside a trained generation."""
     per_message = message_trained(messages, mode, last_turn_only)
     template = POLICIES[mode].template
-    return np.fromiter((template if s.kind is Kind.TEMPLATE else per_message[s.message] for s in spans),
-                       dtype=bool, count=len(spans))
+    return np.fromiter((template if s.kind is Kind.TEMPLATE
+                        else per_message[s.message] and (reasoning or s.kind is not Kind.REASONING)
+                        for s in spans), dtype=bool, count=len(spans))
 
 
 def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,31 +118,32 @@ class Encoder:
                           key=len, reverse=True)
         self.forgeable = re.compile("|".join(map(re.escape, specials))) if literal_content and specials else None
 
-    def encode(self, conversations: Sequence[Sequence[Message]]) -> list[Encoded | UnlabelableError]:
+    def encode(self, conversations: Sequence[Conversation]) -> list[Encoded | UnlabelableError]:
         """Encode a batch; a row that cannot be rendered exactly comes back as its error, in place."""
+        plans = [self.renderer.plan(conversation) for conversation in conversations]
         rendered: list[Rendered | UnlabelableError] = []
-        for messages in conversations:
+        for plan in plans:
             try:
-                rendered.append(self.renderer.render(messages))
+                rendered.append(self.renderer.render(plan))
             except UnlabelableError as error:
                 rendered.append(error)
         encoded = iter(self._tokenize([r for r in rendered if isinstance(r, Rendered)]))
         out: list[Encoded | UnlabelableError] = []
-        for messages, item in zip(conversations, rendered):
+        for plan, item in zip(plans, rendered):
             if isinstance(item, UnlabelableError):
                 out.append(item)
                 continue
             ids, offsets = next(encoded)
             span_starts = np.fromiter((s.start for s in item.spans), dtype=np.int64, count=len(item.spans))
             first, last = _span_ranges(offsets, span_starts, len(item.text))
-            out.append(Encoded(ids, offsets, item, tuple(messages), first, last))
+            out.append(Encoded(ids, offsets, item, plan, first, last))
         return out
 
     def _forged(self, item: Rendered) -> list[tuple[int, int]]:
         """Where a special token's text occurs inside a content span."""
         if self.forgeable is None:
             return []
-        return [m.span() for s in item.spans if s.kind is Kind.CONTENT
+        return [m.span() for s in item.spans if s.kind in _DATA
                 for m in self.forgeable.finditer(item.text, s.start, s.end)]
 
     def _tokenize(self, items: Sequence[Rendered]) -> list[tuple[np.ndarray, np.ndarray]]:

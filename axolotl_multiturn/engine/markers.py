@@ -3,7 +3,7 @@
 #: End-of-turn markers; an assistant turn closes at the first one after its content.
 STOP_STRINGS = (
     "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|END_OF_TURN_TOKEN|>",
-    "<|endoftext|>", "<|end_of_text|>", "</s>", "<turn|>", "<｜end▁of▁sentence｜>", "[|endofturn|]",
+    "<|endoftext|>", "<|end_of_text|>", "</s>", "<turn|>", "<|eot|>", "<｜end▁of▁sentence｜>", "[|endofturn|]",
 )
 
 #: Strings that open or frame a turn in some template; inside a message's content they can forge turns.

@@ -1,18 +1,22 @@
-"""Render a conversation with its chat template and say which message each character belongs to.
+"""Render a conversation with its chat template and say what every character of the render is.
 
-The template is rendered twice per role sequence: once with every content replaced by a sentinel, which
-shows where each message's content sits and what text the template adds around it (cached per role
-sequence), and once with the real contents, which is exactly what `tokenizer.apply_chat_template` renders.
-The real render is then parsed as skeleton pieces interleaved with the contents (or the contents as the
-template trimmed them). A render that does not parse that way is never guessed at: `UnlabelableError`.
+An assistant turn trains its *generation*: with `P_i` the render of messages[:i] with the generation
+prompt and `F_i` the render of messages[:i+1], the text of `F_i` after `P_i`, through the turn's stop
+token (reasoning markup, content, tool-call markup and arguments, closing tokens). Everything else is a
+message's content (system, user, tool results) or template text.
 
-Every character gets a class: content of message i, closing text of assistant message i (from the end of
-its content through its stop token), or template text (BOS, role headers, separators, default system
-prompts the template injects).
+Templates are analysed on a *skeleton*: the conversation with every free text (contents, reasoning,
+string argument values, call ids) replaced by a numbered sentinel. The skeleton's key is everything else
+(roles, function names, argument keys and non-string values, tools), so its renders, `P_i` and `F_i`
+included, are computed once per key and cached. A real conversation is rendered once and parsed as its
+skeleton with each text in its slot, as written, trimmed, or JSON-escaped (a template's `tojson`).
+A render that does not parse that way is never guessed at: `UnlabelableError`.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,25 +24,30 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from jinja2 import TemplateError
-from transformers.utils.chat_template_utils import _compile_jinja_template
+from transformers.utils.chat_template_utils import render_jinja_template
 
-from axolotl_multiturn.engine.conversation import Message
+from axolotl_multiturn.engine.conversation import Conversation, Message
 
-_SENTINEL = "\ue000{}\ue001"
-_CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its role sequence "
-                      "(content-dependent template logic)")
-_SENTINEL_RE = re.compile("\ue000(\\d+)\ue001")
+_SENTINEL_RE = re.compile("\ue000(\\d+)\ue002*\ue001")
+_CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its skeleton "
+                      "(template logic that depends on a text, not only on the conversation's structure)")
 
 
 class Kind(IntEnum):
+    """What a character of a render is. In a generation: CONTENT, REASONING, TOOL_CALL (calls and their
+    arguments), MARKUP (other text the model writes, e.g. `</think>`), CLOSING (after the last text
+    through the stop token). Outside: CONTENT of a system, user or tool message, or TEMPLATE."""
+
     TEMPLATE = 0
     CONTENT = 1
     CLOSING = 2
+    REASONING = 3
+    TOOL_CALL = 4
+    MARKUP = 5
 
 
 class Span(NamedTuple):
-    """Characters [start, end) of the rendered text; `message` is -1 for template text.
+    """Characters [start, end) of the rendered text; `message` owns them (-1 for template text).
 
     A named tuple rather than a dataclass: a conversation has dozens of spans and they are made per row.
     """
@@ -71,104 +80,369 @@ class TemplateRejected(UnlabelableError):
     """The chat template itself raised for this conversation (e.g. Gemma: system role not supported)."""
 
 
+class Leaf(IntEnum):
+    CONTENT = 0
+    REASONING = 1
+    ARGUMENT = 2  # a string value inside a tool call's arguments
+    ID = 3  # a tool call id, or a tool message's tool_call_id
+
+
+_LEAF_KIND = {Leaf.CONTENT: Kind.CONTENT, Leaf.REASONING: Kind.REASONING, Leaf.ARGUMENT: Kind.TOOL_CALL,
+              Leaf.ID: Kind.TOOL_CALL}
+
+
+class _Segment(NamedTuple):
+    text: str  # skeleton text (a sentinel for a slot)
+    leaf: int  # leaf index of a slot, -1 for template text
+    kind: Kind
+    message: int
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """One skeleton render cut into segments: template text of one kind, or one leaf's slot."""
+
+    text: str
+    segments: tuple[_Segment, ...]
+    after: tuple[str, ...]  # per segment: the template text that follows it up to the next slot
+    dropped: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A conversation's skeleton: the texts that fill its slots and the key its analysis is cached by."""
+
+    conversation: Conversation
+    leaves: tuple[tuple[int, Leaf, str], ...]  # (message, kind, real text) per sentinel number
+    key: tuple[Any, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class _Skeleton:
-    pieces: tuple[str, ...]  # template text before, between and after the contents
-    order: tuple[int, ...]  # message index of each content slot, in render order
+    conversation: Conversation  # every free text a sentinel
+    owners: tuple[tuple[int, ...], ...]  # per sentinel: its message (a call id: then the tool message)
+    kinds: tuple[Leaf, ...]
 
 
-def _trim_variants(content: str) -> tuple[str, ...]:
-    """What a template may turn a content into: itself, or trimmed (Jinja's `trim`, Python's strip)."""
-    variants = (content, content.strip(), content.rstrip(), content.lstrip())
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Assistant turn i as its own render `F_i` shows it: the skeleton text through the end of its
+    generation (a row trains the turn in its inference context iff the row's render starts with it), and
+    why no row can (None when `P_i` is a prefix of `F_i`)."""
+
+    target: str
+    no_parity: str | None
+
+
+def _sentinel(n: int, length: int | None = None) -> str:
+    """Sentinel n; padded to `length` characters where a template checks a text's length (call ids)."""
+    core = f"\ue000{n}"
+    return core + "\ue002" * max(0, (length or 0) - len(core) - 1) + "\ue001"
+
+
+def _structure(value: Any) -> Any:
+    """The hashable shape of a JSON value: strings become slots, everything else stays."""
+    if isinstance(value, str):
+        return str
+    if isinstance(value, Mapping):
+        return tuple((k, _structure(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return ("[", *(_structure(v) for v in value))
+    return ("=", json.dumps(value))
+
+
+def _common_prefix(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
+
+
+def _agreement(text: str, prompt: str) -> int:
+    """How much of `prompt` (the text from the last earlier message to the generation prompt's end)
+    `text` renders too: all of it, or their common prefix cut back to a line end or the end of a markup
+    token (`<|im_start|>assistant\n<think>` and `...assistant\n<tool_call>` agree through the newline)."""
+    common = _common_prefix(text, prompt)
+    if common == len(prompt):
+        return common
+    while common > 0 and not (prompt[common - 1].isspace() or prompt[common - 1] in ">]"):
+        common -= 1
+    return common
+
+
+def _trim_variants(text: str, kind: Leaf) -> tuple[str, ...]:
+    """What a template may turn a text into: itself, trimmed (Jinja `trim`, Python strip, strip('\\n')),
+    or JSON-escaped (`tojson` of a string, without its quotes)."""
+    escaped = json.dumps(text, ensure_ascii=False)[1:-1]
+    if kind is Leaf.ID:
+        return (text,)
+    if kind is Leaf.ARGUMENT:
+        return tuple(dict.fromkeys((text, escaped)))
+    variants = (text, text.strip(), text.rstrip(), text.lstrip(), text.strip("\n"), text.lstrip("\n"),
+                text.rstrip("\n"), escaped)
     return tuple(dict.fromkeys(variants))
 
 
 class ChatRenderer:
-    """Renders conversations with one chat template and classifies every character."""
+    """Renders conversations with one chat template and classifies every character.
+
+    `reasoning_field` is the message key the template reads a reasoning trace from; `string_arguments`
+    passes tool-call arguments as JSON strings to templates that concatenate them (DeepSeek V3) instead of
+    the transformers convention (objects). Both are decided once per template by `probe`.
+    """
 
     def __init__(self, chat_template: str, template_kwargs: Mapping[str, Any],
-                 stop_strings: Sequence[str] = ()):
+                 stop_strings: Sequence[str] = (), reasoning_field: str = "reasoning_content",
+                 string_arguments: bool = False):
         self.chat_template = chat_template
         self.template_kwargs = dict(template_kwargs)
         self.stop_strings = tuple(dict.fromkeys(s for s in stop_strings if s))
-        self._skeleton = lru_cache(maxsize=4096)(self._build_skeleton)
+        self._stops = re.compile("|".join(map(re.escape, self.stop_strings))) if self.stop_strings else None
+        self.reasoning_field = reasoning_field
+        self.string_arguments = string_arguments
+        self._init_caches()
+
+    def _init_caches(self) -> None:
+        self._layout = lru_cache(maxsize=8192)(self._build_layout)
+        self._turn = lru_cache(maxsize=16384)(self._build_turn)
+        self._skeleton_text = lru_cache(maxsize=16384)(self._render_skeleton)
+        self._skeletons: dict[tuple[Any, ...], Conversation] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        # The compiled template and the cache do not pickle (datasets' multi-process map pickles us).
-        return {k: v for k, v in self.__dict__.items() if k != "_skeleton"}
+        # Caches do not pickle (datasets' multi-process map pickles us); they refill in each process.
+        skip = ("_layout", "_turn", "_skeleton_text", "_skeletons")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._skeleton = lru_cache(maxsize=4096)(self._build_skeleton)
+        self._init_caches()
 
-    def render_text(self, messages: Sequence[Message]) -> str:
-        """Exactly what `apply_chat_template(messages, tokenize=False)` returns."""
-        chat = [{"role": m.role, "content": m.content} for m in messages]
+    # --- rendering ---------------------------------------------------------------------------------
+
+    def template_message(self, message: Message) -> dict[str, Any]:
+        """A message as the template reads it (keys only where the data has them: templates test
+        `'tool_calls' in message`)."""
+        out: dict[str, Any] = {"role": message.role, "content": message.content if message.content is not None
+                               else ""}
+        if message.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+                "name": c.name,
+                "arguments": json.dumps(c.arguments, ensure_ascii=False) if self.string_arguments
+                else c.arguments}} for c in message.tool_calls]
+        if message.tool_call_id is not None:
+            out["tool_call_id"] = message.tool_call_id
+        if message.reasoning is not None:
+            out[self.reasoning_field] = message.reasoning
+        return out
+
+    def render_text(self, conversation: Conversation, generation_prompt: bool = False) -> str:
+        """Exactly what `apply_chat_template(messages, tools=tools, tokenize=False)` returns."""
+        chat = [self.template_message(m) for m in conversation.messages]
+        tools = list(conversation.tools) if conversation.tools is not None else None
         try:
-            return _compile_jinja_template(self.chat_template).render(
-                messages=chat, tools=None, documents=None, add_generation_prompt=False, **self.template_kwargs)
-        except TemplateError as error:
+            rendered, _ = render_jinja_template(conversations=[chat], tools=tools, chat_template=self.chat_template,
+                                                add_generation_prompt=generation_prompt, **self.template_kwargs)
+        except Exception as error:  # noqa: BLE001 - any failure inside the template is the template's answer
             raise TemplateRejected(f"the chat template rejects this conversation: {error}") from None
+        return rendered[0]
 
-    def _build_skeleton(self, roles: tuple[str, ...]) -> _Skeleton:
-        sentinel = [Message(role, _SENTINEL.format(i)) for i, role in enumerate(roles)]  # type: ignore[arg-type]
-        parts = _SENTINEL_RE.split(self.render_text(sentinel))
-        order = tuple(int(i) for i in parts[1::2])
-        if len(set(order)) != len(order):
-            raise UnlabelableError("the chat template renders a message's content more than once")
-        return _Skeleton(tuple(parts[0::2]), order)
+    # --- skeletons -----------------------------------------------------------------------------------
 
-    def render(self, messages: Sequence[Message]) -> Rendered:
-        skeleton = self._skeleton(tuple(m.role for m in messages))
-        text = self.render_text(messages)
+    def plan(self, conversation: Conversation) -> Plan:
+        """The conversation's leaves and skeleton key; the skeleton itself is kept for the key."""
+        leaves: list[tuple[int, Leaf, str]] = []
+        skeleton: list[Message] = []
+        shape: list[Any] = []
+
+        def slot(message: int, kind: Leaf, text: str, length: int | None = None) -> str:
+            leaves.append((message, kind, text))
+            return _sentinel(len(leaves) - 1, length)
+
+        def arguments(message: int, value: Any) -> Any:
+            if isinstance(value, str):
+                return slot(message, Leaf.ARGUMENT, value)
+            if isinstance(value, Mapping):
+                return {k: arguments(message, v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [arguments(message, v) for v in value]
+            return value
+
+        ids: dict[str, tuple[str, int]] = {}  # an id's sentinel and leaf: a tool message answering a call
+        answering: dict[int, int] = {}  # leaf of an id -> the tool message that repeats it
+
+        def call_id(message: int, text: str) -> tuple[str, Any]:
+            """An id's sentinel is padded to its length (templates check it); the tool message answering a
+            call gets the call's own sentinel (templates match them); an id too short to pad stays literal."""
+            if text in ids:
+                answering[ids[text][1]] = message
+                return ids[text][0], ("=", ids[text][1])
+            if len(text) >= len(_sentinel(len(leaves))):
+                ids[text] = (slot(message, Leaf.ID, text, len(text)), len(leaves) - 1)
+                return ids[text][0], len(text)
+            return text, text
+
+        for i, m in enumerate(conversation.messages):
+            content = slot(i, Leaf.CONTENT, m.content) if m.content is not None else None
+            reasoning = slot(i, Leaf.REASONING, m.reasoning) if m.reasoning is not None else None
+            calls, call_shapes = [], []
+            for c in m.tool_calls:
+                ident, ident_shape = call_id(i, c.id)
+                calls.append(type(c)(ident, c.name, arguments(i, c.arguments)))
+                call_shapes.append((c.name, _structure(c.arguments), ident_shape))
+            answer, answer_shape = call_id(i, m.tool_call_id) if m.tool_call_id is not None else (None, None)
+            skeleton.append(Message(m.role, content, None, tuple(calls), answer, reasoning))
+            shape.append((m.role, content is None, reasoning is None, tuple(call_shapes), answer_shape))
+        tools = json.dumps(conversation.tools, sort_keys=True) if conversation.tools is not None else None
+        key = (tuple(shape), tools)
+        if key not in self._skeletons:
+            owners = tuple((leaf[0], answering[n]) if n in answering else (leaf[0],) for n, leaf in enumerate(leaves))
+            self._skeletons[key] = _Skeleton(Conversation(tuple(skeleton), conversation.tools), owners,
+                                             tuple(leaf[1] for leaf in leaves))
+        return Plan(conversation, tuple(leaves), key)
+
+    def _render_skeleton(self, key: tuple[Any, ...], count: int, generation_prompt: bool) -> str:
+        skeleton = self._skeletons[key].conversation
+        return self.render_text(skeleton.replace(skeleton.messages[:count]), generation_prompt)
+
+    def _slots(self, text: str, key: tuple[Any, ...]) -> list[tuple[int, int, int, int]]:
+        """(start, end, leaf, message) of every sentinel in a skeleton render; a call id's later
+        occurrences belong to the tool message that answers the call."""
+        owners = self._skeletons[key].owners
+        seen: dict[int, int] = {}
+        out = []
+        for m in _SENTINEL_RE.finditer(text):
+            leaf = int(m.group(1))
+            seen[leaf] = seen.get(leaf, -1) + 1
+            out.append((m.start(), m.end(), leaf, owners[leaf][min(seen[leaf], len(owners[leaf]) - 1)]))
+        return out
+
+    # --- generations -------------------------------------------------------------------------------
+
+    def _generation(self, key: tuple[Any, ...], text: str, slots: Sequence[tuple[int, int, int, int]],
+                    i: int) -> tuple[int, int, int]:
+        """(start, closing start, end) of assistant message i's generation in the skeleton render `text`.
+
+        It starts where `text`, after the last earlier message's slot, stops agreeing with `P_i` after
+        its last slot (role header and generation prompt); it ends at the first stop string after the
+        turn's last slot."""
+        prompt = self._skeleton_text(key, i, True)
+        own = [s for s in slots if s[3] == i]
+        limit = min((s[0] for s in own), default=len(text))
+        previous = max((s[1] for s in slots if s[3] < i and s[0] < limit), default=0)
+        prompt_tail = prompt[max((m.end() for m in _SENTINEL_RE.finditer(prompt)), default=0):]
+        start = previous + _agreement(text[previous:limit], prompt_tail)
+        search = max((s[1] for s in own), default=start)
+        bound = min((s[0] for s in slots if s[3] > i and s[0] >= search), default=len(text))
+        stop = self._stops.search(text, search, bound) if self._stops else None
+        end = stop.end() if stop else search
+        kinds = self._skeletons[key].kinds
+        calls_last = bool(own) and kinds[own[-1][2]] in (Leaf.ARGUMENT, Leaf.ID)
+        no_text = not any(kinds[s[2]] in (Leaf.CONTENT, Leaf.REASONING) for s in own)
+        calls = bool(self._skeletons[key].conversation.messages[i].tool_calls)
+        closing = stop.start() if stop and (calls_last or (calls and no_text)) else search
+        return start, closing, end
+
+    def _build_turn(self, key: tuple[Any, ...], i: int) -> Turn:
+        own = self._skeleton_text(key, i + 1, False)
+        prompt = self._skeleton_text(key, i, True)
+        _, _, end = self._generation(key, own, self._slots(own, key), i)
+        if own.startswith(prompt):
+            return Turn(own[:end], None)
+        earlier = max((m.end() for m in _SENTINEL_RE.finditer(prompt)), default=0)
+        reason = ("its generation prompt differs from how the template renders the turn" if
+                  _common_prefix(own, prompt) >= earlier else
+                  "the template renders the conversation before it differently at inference")
+        return Turn(own[:end], reason)
+
+    def turn(self, plan: Plan, i: int) -> Turn:
+        return self._turn(plan.key, i)
+
+    def served(self, plan: Plan, count: int) -> frozenset[int]:
+        """Assistant turns that the render of the first `count` messages trains in their inference
+        context (string comparison of skeleton renders; no tokenization)."""
+        text = self._skeleton_text(plan.key, count, False)
+        return frozenset(i for i, m in enumerate(plan.conversation.messages[:count])
+                         if m.role == "assistant" and text.startswith(self._turn(plan.key, i).target))
+
+    # --- layouts -------------------------------------------------------------------------------------
+
+    def _build_layout(self, key: tuple[Any, ...], count: int) -> Layout:
+        text = self._skeleton_text(key, count, False)
+        slots = self._slots(text, key)
+        kinds = self._skeletons[key].kinds
+        texts = [s[2] for s in slots if kinds[s[2]] is not Leaf.ID]  # ids repeat: call, then its answer
+        if len(set(texts)) != len(texts):
+            raise UnlabelableError("the chat template renders a text of the conversation more than once")
+        messages = self._skeletons[key].conversation.messages[:count]
+        generations = {i: self._generation(key, text, slots, i) for i, m in enumerate(messages)
+                       if m.role == "assistant"}
+        cuts = sorted({0, len(text), *(p for s in slots for p in s[:2]),
+                       *(p for g in generations.values() for p in g)})
+        segments: list[_Segment] = []
+        slot_at = {s[0]: s for s in slots}
+        for a, b in zip(cuts, cuts[1:]):
+            owner = next((i for i, (start, _, end) in generations.items() if start <= a < end), -1)
+            if a in slot_at:
+                _, _, leaf, message = slot_at[a]
+                kind = _LEAF_KIND[kinds[leaf]]
+                if owner < 0 and kind is Kind.TOOL_CALL:
+                    kind, message = Kind.TEMPLATE, -1  # an id in a tool message's header is template text
+                segments.append(_Segment(text[a:b], leaf, kind, owner if owner >= 0 else message))
+                continue
+            if owner < 0:
+                kind = Kind.TEMPLATE
+            else:
+                start, closing, _ = generations[owner]
+                kind = Kind.CLOSING if a >= closing else self._markup_kind(slots, kinds, owner, a, start)
+            if segments and segments[-1].leaf < 0 and segments[-1][2:] == (kind, owner):
+                segments[-1] = segments[-1]._replace(text=segments[-1].text + text[a:b])
+            else:
+                segments.append(_Segment(text[a:b], -1, kind, owner))
+        after, following = [], ""
+        for segment in reversed(segments):
+            after.append(following)
+            following = segment.text + following if segment.leaf < 0 else ""
+        rendered = {s[3] for s in slots} | {i for i, (start, _, end) in generations.items() if end > start}
+        dropped = tuple(i for i in range(len(messages)) if i not in rendered)
+        return Layout(text, tuple(segments), tuple(reversed(after)), dropped)
+
+    @staticmethod
+    def _markup_kind(slots: Sequence[tuple[int, int, int, int]], kinds: Sequence[Leaf], owner: int, at: int,
+                     start: int) -> Kind:
+        """Template text inside a generation: tool-call markup when a call's slot follows it before any
+        content or reasoning slot does, else other markup the model writes."""
+        following = next((kinds[s[2]] for s in slots if s[3] == owner and s[0] >= at), None)
+        preceding = next((kinds[s[2]] for s in reversed(slots) if s[3] == owner and start <= s[1] <= at), None)
+        if following in (Leaf.ARGUMENT, Leaf.ID) or (following is None and preceding in (Leaf.ARGUMENT, Leaf.ID)):
+            return Kind.TOOL_CALL
+        return Kind.MARKUP
+
+    def render(self, plan: Plan, count: int | None = None) -> Rendered:
+        """The first `count` messages (all by default) rendered, every character classified."""
+        count = len(plan.conversation) if count is None else count
+        layout = self._layout(plan.key, count)
+        text = self.render_text(plan.conversation.replace(plan.conversation.messages[:count]))
         spans: list[Span] = []
         pos = 0
-        if not text.startswith(skeleton.pieces[0]):
-            raise UnlabelableError(_CONTENT_DEPENDENT)
-        for slot, index in enumerate(skeleton.order):
-            head = skeleton.pieces[slot]
-            spans.append(Span(pos, pos + len(head), Kind.TEMPLATE))
-            pos += len(head)
-            after = skeleton.pieces[slot + 1]
-            for variant in _trim_variants(messages[index].content):
-                end = pos + len(variant)
-                if text.startswith(variant, pos) and text.startswith(after, end):
-                    break
+        for segment, after in zip(layout.segments, layout.after):
+            if segment.leaf < 0:
+                if not text.startswith(segment.text, pos):
+                    raise UnlabelableError(_CONTENT_DEPENDENT)
+                end = pos + len(segment.text)
             else:
-                raise UnlabelableError(
-                    f"the chat template changes the text of message {index} ({messages[index].role}) beyond "
-                    "trimming whitespace, or adds text that depends on it, so its tokens cannot be located")
-            spans.append(Span(pos, end, Kind.CONTENT, index))
+                message, kind, real = plan.leaves[segment.leaf]
+                for variant in _trim_variants(real, kind):
+                    end = pos + len(variant)
+                    if text.startswith(variant, pos) and text.startswith(after, end):
+                        break
+                else:
+                    role = plan.conversation.messages[message].role
+                    raise UnlabelableError(
+                        f"the chat template changes the text of message {message} ({role}) beyond trimming or "
+                        "JSON-escaping it, or adds text that depends on it, so its tokens cannot be located")
+            if end > pos:
+                spans.append(Span(pos, end, segment.kind, segment.message))
             pos = end
-        tail = skeleton.pieces[-1]
-        if text[pos:] != tail:
+        if pos != len(text):
             raise UnlabelableError(_CONTENT_DEPENDENT)
-        spans.append(Span(pos, len(text), Kind.TEMPLATE))
-        dropped = tuple(sorted(set(range(len(messages))) - set(skeleton.order)))
-        return Rendered(text, _mark_glue(text, self._mark_closings(text, spans, messages)), dropped)
-
-    def _mark_closings(self, text: str, spans: list[Span], messages: Sequence[Message]) -> tuple[Span, ...]:
-        """Split the template text after each assistant content at the end of its first stop string."""
-        out: list[Span] = []
-        owner = -1
-        for span in spans:
-            if span.kind is Kind.CONTENT:
-                owner = span.message if messages[span.message].role == "assistant" else -1
-                out.append(span)
-                continue
-            if owner >= 0:
-                stop_end = self._first_stop_end(text, span.start, span.end)
-                if stop_end > span.start:
-                    out.append(Span(span.start, stop_end, Kind.CLOSING, owner))
-                    span = Span(stop_end, span.end, Kind.TEMPLATE)
-                owner = -1
-            if span.end > span.start:
-                out.append(span)
-        return tuple(out)
-
-    def _first_stop_end(self, text: str, start: int, end: int) -> int:
-        ends = [i + len(s) for s in self.stop_strings if (i := text.find(s, start, end)) >= 0]
-        return min(ends, default=start)
+        return Rendered(text, _mark_glue(text, spans), layout.dropped)
 
 
 def _mark_glue(text: str, spans: Sequence[Span]) -> tuple[Span, ...]:

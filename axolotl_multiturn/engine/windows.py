@@ -1,7 +1,7 @@
 """Conversations longer than `sequence_len`: split at turn boundaries, truncate, drop, or stop.
 
-A conversation is an optional system message and *units*: a user turn with its assistant answer (or a
-final lone user turn). A window is the system message, some units as masked context, then the units it
+A conversation is an optional system message and *units*: a user turn and everything answering it
+(assistant turns, tool calls and their results), or a final lone user turn. A window is the system message, some units as masked context, then the units it
 trains. Every window is itself a conversation rendered with the chat template, so its tokens are exact.
 
 Inside a window every message gets an explicit weight frozen from the whole conversation's decisions
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from axolotl_multiturn.engine.encode import Encoded
-from axolotl_multiturn.engine.conversation import Message
+from axolotl_multiturn.engine.conversation import Conversation, Message
 
 
 class Overflow(str, Enum):
@@ -42,7 +42,7 @@ class Fitted:
     lost: int = 0
 
 
-Encode = Callable[[Sequence[Message]], Encoded]
+Encode = Callable[[Conversation], Encoded]
 
 
 def _units(messages: Sequence[Message]) -> tuple[list[int], list[list[int]]]:
@@ -92,7 +92,7 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
             for k in range(context, end):
                 chosen += [dataclasses.replace(messages[i], weight=int(k >= start and trained[i]))
                            for i in units[k]]
-            cache[key] = encode(chosen)
+            cache[key] = encode(item.conversation.replace(chosen))
         return cache[key]
 
     def fits(context: int, start: int, end: int, first: bool) -> bool:

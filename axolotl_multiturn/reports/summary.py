@@ -17,8 +17,9 @@ from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
 from axolotl_multiturn.engine.render import Kind
 
-GROUPS = ("system", "user", "assistant", "template")  # by role; closing tokens count as assistant
-CLASSES = tuple(kind.name.lower() for kind in Kind)  # template, content, closing
+GROUPS = ("system", "user", "assistant", "tool", "template")  # by role; a whole generation is assistant
+CLASSES = tuple(kind.name.lower() for kind in Kind)  # template, content, closing, reasoning, tool_call, markup
+PARITY = ("extra", "no_parity", "outside", "untrained")  # per conversation, from `Labelled`
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Summary:
     outcomes: dict[str, int] = field(default_factory=dict)  # conversations per status: fits, split, ...
     windows: int = 0  # training rows made from split conversations
     lost: int = 0  # trainable assistant turns no window trains
+    parity: dict[str, int] = field(default_factory=dict)  # PARITY counts, and `affected` conversations
+    extra_tokens: int = 0  # tokens in the rows added for parity
 
     @property
     def tokens(self) -> int:
@@ -66,8 +69,31 @@ class Summary:
             out.append(f"{self.source}: longer than sequence_len: " + ", ".join(f"{v} {k}" for k, v in long.items())
                        + (f" ({self.windows} windows)" if self.windows else "")
                        + f"; assistant turns lost: {self.lost}")
+        calls = self.by_class.get("tool_call", [0, 0])[0]
+        if calls:
+            out.append(f"{self.source}: tool-call text is {percent(calls, self.trained)} of trained tokens")
+        out.extend(f"{self.source}: {line}" for line in self.parity_lines())
         if self.skipped:
             out.append(f"{self.source}: {self.skipped} rows skipped (cannot be labelled exactly)")
+        return out
+
+    def parity_lines(self) -> list[str]:
+        """What train/inference parity cost or left, if anything."""
+        p = self.parity
+        out = []
+        if p.get("extra"):
+            out.append(f"parity: {p['affected']:,} conversations train some turns in rows of their own "
+                       f"(their template renders history differently): {p['extra']:,} rows added, "
+                       f"{self.extra_tokens:,} extra tokens")
+        if p.get("untrained"):
+            out.append(f"parity last: {p['untrained']:,} assistant turns left untrained in {p['affected']:,} "
+                       "conversations")
+        if p.get("outside"):
+            out.append(f"parity off: {p['outside']:,} assistant turns trained outside their inference context")
+        if p.get("no_parity"):
+            out.append(f"parity: {p['no_parity']:,} assistant turns have no row in their inference context "
+                       "(the template's generation prompt or history differs from its render); trained as "
+                       "the template renders them")
         return out
 
 
@@ -78,11 +104,12 @@ def percent(part: int, whole: int) -> str:
 def row_counts(strategy: Any, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
     """Per labelled row: [trained, tokens] for each role group and each class (a batched map function)."""
     out: dict[str, list] = ({f"role_{g}": [] for g in GROUPS} | {f"class_{c}": [] for c in CLASSES}
-                            | {"source": [], "status": [], "lost": []})
-    for index, item, labels, status, lost in strategy.labelled(batch, indices):
-        out["source"].append(index)
-        out["status"].append(status)
-        out["lost"].append(lost)
+                            | {"source": [], "status": [], "lost": [], "tokens": []} | {p: [] for p in PARITY})
+    for row in strategy.labelled(batch, indices):
+        item, labels = row.item, row.labels
+        for column in ("source", "status", "lost", *PARITY):
+            out[column].append(getattr(row, "index" if column == "source" else column))
+        out["tokens"].append(len(item.input_ids) if item is not None else 0)
         if item is None:
             for column in out:
                 if column.startswith(("role_", "class_")):
@@ -115,9 +142,15 @@ def summarize(strategy: Any, dataset: Any, num_proc: int | None = None) -> Summa
         statuses.setdefault(status, set()).add(source)
     outcomes = {status: len(sources) for status, sources in statuses.items()}
     counts = counts.filter(lambda status: status not in ("dropped", "skipped"), input_columns="status")
+    extra = np.asarray(counts["extra"], dtype=bool)
+    parity = {p: int(np.sum(counts[p])) for p in PARITY}
+    touched = extra | (np.asarray(counts["untrained"]) > 0)
+    parity["affected"] = len(set(np.asarray(counts["source"])[touched].tolist()))
     summary = Summary(strategy.source, strategy.mode, strategy.decision, conversations=len(dataset),
                       skipped=outcomes.get("skipped", 0), outcomes=outcomes,
-                      windows=sum(1 for status in counts["status"] if status == "split"), lost=sum(counts["lost"]))
+                      windows=sum(1 for status, e in zip(counts["status"], extra) if status == "split" and not e),
+                      lost=sum(counts["lost"]), parity=parity,
+                      extra_tokens=int(np.asarray(counts["tokens"])[extra].sum()) if len(extra) else 0)
     if len(counts):
         for g in GROUPS:
             summary.by_role[g] = np.asarray(counts[f"role_{g}"]).sum(axis=0).tolist()

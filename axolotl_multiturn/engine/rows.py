@@ -1,0 +1,76 @@
+"""Train/inference parity: which rows a conversation becomes so that each trained assistant turn is
+trained in the context the model will generate it in.
+
+A turn is served by a row when the row's render starts with the turn's own render `F_i` through the end
+of its generation: then the row holds `P_i` followed by the generation `G_i`. On prefix-stable templates
+the whole conversation serves every turn (one row, unchanged). Templates that render history differently
+from the last turn (Qwen3 strips earlier turns' thinking) serve earlier turns only in rows that end with
+them. The comparison is of skeleton renders (cached per conversation shape): no tokenization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from axolotl_multiturn.engine.conversation import Conversation
+from axolotl_multiturn.engine.render import ChatRenderer, Plan
+
+
+class Parity(str, Enum):
+    EXPAND = "expand"  # the fewest rows that serve every trained turn once
+    LAST = "last"  # only the last trained turn, where some turn is not served (the hosted behaviour)
+    OFF = "off"  # the whole render, counted
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows one conversation becomes (the conversation itself when it serves every trained turn),
+    turns no row can serve in its inference context (with the reason), turns trained outside it
+    (`off`), and turns left untrained (`last`)."""
+
+    conversations: list[Conversation]
+    no_parity: dict[int, str] = field(default_factory=dict)
+    outside: int = 0
+    untrained: int = 0
+
+    @property
+    def unchanged(self) -> bool:
+        return len(self.conversations) == 1 and self.untrained == 0 and not self.outside
+
+
+def _freeze(conversation: Conversation, count: int, weights: Sequence[bool]) -> Conversation:
+    """The first `count` messages with every decision written as a weight (a row's own decisions)."""
+    return conversation.replace([dataclasses.replace(m, weight=int(w))
+                                 for m, w in zip(conversation.messages[:count], weights)])
+
+
+def parity_rows(renderer: ChatRenderer, plan: Plan, trained: Sequence[bool], parity: Parity) -> Rows:
+    """Rows for `plan`'s conversation whose messages are labelled `trained` (per message)."""
+    conversation = plan.conversation
+    messages = conversation.messages
+    wanted = [i for i, m in enumerate(messages) if m.role == "assistant" and trained[i]]
+    served = renderer.served(plan, len(messages))
+    missing = [i for i in wanted if i not in served]
+    no_parity = {i: reason for i in wanted if (reason := renderer.turn(plan, i).no_parity)}
+    if not missing:
+        return Rows([conversation], no_parity)
+    if parity is Parity.OFF:
+        return Rows([conversation], no_parity, outside=len(missing))
+    assistant = [m.role == "assistant" for m in messages]
+    if parity is Parity.LAST:
+        last = wanted[-1]
+        count = len(messages) if last in served else last + 1
+        weights = [trained[i] and (not assistant[i] or i == last) for i in range(count)]
+        return Rows([_freeze(conversation, count, weights)], no_parity, untrained=len(wanted) - 1)
+    whole = [trained[i] and (not assistant[i] or i in served) for i in range(len(messages))]
+    rows = [_freeze(conversation, len(messages), whole)] if any(whole) else []
+    remaining = set(missing)
+    while remaining:
+        end = max(remaining)
+        got = renderer.served(plan, end + 1) & remaining
+        rows.append(_freeze(conversation, end + 1, [i in got for i in range(end + 1)]))
+        remaining -= got
+    return Rows(rows, no_parity)

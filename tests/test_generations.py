@@ -1,0 +1,215 @@
+"""Labels by generation, checked against an independent prefix-diff oracle on real vocabularies.
+
+For assistant turn i, `P_i = apply_chat_template(messages[:i], tools, add_generation_prompt=True)` and
+`F_i = apply_chat_template(messages[:i+1], tools)`; its generation `G_i` is `F_i` after `P_i` through the
+first stop string. Under `instruction` masking every turn must be trained exactly once, in a row whose
+token ids are `apply_chat_template` of a prefix of the conversation, whose text before the trained run is
+`P_i` and whose trained run is `G_i`. The oracle uses only `apply_chat_template` and the tokenizer's offsets,
+never the engine. Turns whose `P_i` is not a prefix of `F_i` have no such row (README: template ×
+capability); the engine must count them, and the oracle then checks the row is `F_i` itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from typing import Any
+
+import pytest
+from axolotl.utils.chat_templates import get_chat_template
+from chats import TRAPS, strategy
+from vocabularies import MISTRAL_DATA, tokenizer
+
+from axolotl_multiturn.engine.markers import STOP_STRINGS
+from axolotl_multiturn.tiny import qwen_tokenizer
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                            "parameters": {"type": "object", "properties": {
+                                                "city": {"type": "string"}, "days": {"type": "integer"}}}}}
+CLOCK = {"type": "function", "function": {"name": "get_time", "description": "The time",
+                                          "parameters": {"type": "object", "properties": {}}}}
+
+
+def call(ident: str, name: str, arguments: Any) -> dict[str, Any]:
+    return {"id": ident, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+# Nine-character ids: Mistral's templates refuse others.
+SHAPES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {
+    "single_call": ([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call("call00001", "get_weather", '{"city": "Paris"}')]},
+        {"role": "tool", "tool_call_id": "call00001", "content": "{\"temp\": 21, \"sky\": \"clear\"}"},
+        {"role": "assistant", "content": "It is 21 °C and clear in Paris."},
+    ], [WEATHER]),
+    "parallel_calls_with_content": ([
+        {"role": "system", "content": "You check facts with tools."},
+        {"role": "user", "content": "Weather in Oslo for 3 days, and the time?"},
+        {"role": "assistant", "content": "Let me check both.",
+         "tool_calls": [call("callA0001", "get_weather", {"city": "Oslo", "days": 3}),
+                        call("callB0002", "get_time", {})]},
+        {"role": "tool", "tool_call_id": "callA0001", "content": "<b>snow</b> & \"ice\""},
+        {"role": "tool", "tool_call_id": "callB0002", "content": "12:00"},
+        {"role": "assistant", "content": "Snow in Oslo; it is noon."},
+    ], [WEATHER, CLOCK]),
+    "several_queries": ([
+        {"role": "user", "content": "Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call("callC0003", "get_weather", '{"city": "Paris"}')]},
+        {"role": "tool", "tool_call_id": "callC0003", "content": "rain"},
+        {"role": "assistant", "content": "Rain in Paris."},
+        {"role": "user", "content": "And Zürich? 日本語 🎉"},
+        {"role": "assistant", "content": None, "tool_calls": [call("callD0004", "get_weather", '{"city": "Zürich"}')]},
+        {"role": "tool", "tool_call_id": "callD0004", "content": "sun ☀"},
+        {"role": "assistant", "content": "Sun in Zürich ☀."},
+    ], [WEATHER]),
+    "plain": ([
+        {"role": "user", "content": "Who walked?"}, {"role": "assistant", "content": "Anna"},
+        {"role": "user", "content": "Where?"}, {"role": "assistant", "content": "to the river"},
+    ], None),
+    "reasoning": ([
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4", "reasoning_content": "Two and two make four."},
+        {"role": "user", "content": "3+3?"},
+        {"role": "assistant", "content": "6", "reasoning_content": "Three and three make six."},
+    ], None),
+}
+
+TEMPLATE_SPECIALS = {
+    "llama4": ("<|begin_of_text|>", "<|header_start|>", "<|header_end|>", "<|eot|>", "<|python_start|>",
+               "<|python_end|>"),
+    "deepseek_v3": ("<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>",
+                    "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>",
+                    "<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>", "<｜tool▁output▁begin｜>",
+                    "<｜tool▁output▁end｜>", "<｜tool▁sep｜>"),
+    "exaone4": ("[|user|]", "[|assistant|]", "[|system|]", "[|tool|]", "[|endofturn|]"),
+    "gemma4": ("<bos>", "<eos>", "<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|tool_response>",
+               "<tool_response|>", "<|tool>", "<tool|>", "<|channel>", "<channel|>", "<|\"|>", "<|think|>"),
+    "jamba": ("<|startoftext|>", "<|bom|>", "<|eom|>"),
+}
+TOKENS = {"llama4": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot|>"},
+          "deepseek_v3": {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>"},
+          "exaone4": {"eos_token": "[|endofturn|]"},
+          "gemma4": {"bos_token": "<bos>", "eos_token": "<turn|>"},
+          "jamba": {"bos_token": "<|startoftext|>", "eos_token": "<|eom|>"}}
+
+
+@cache
+def template_tokenizer(name: str) -> Any:
+    """A real vocabulary with the template's markers as special tokens (Tekken for Mistral)."""
+    if name in ("qwen_25", "qwen3", "qwen3_5", "chatml", "command_a_tool_use", "mistral_v3_tekken"):
+        base = {"command_a_tool_use": "command_a", "qwen3_5": "qwen3"}.get(name, name)
+        if name == "mistral_v3_tekken":
+            return tokenizer(name)
+        tok = copy.deepcopy(tokenizer(base))
+        tok.chat_template = get_chat_template(name)
+        return tok
+    return qwen_tokenizer(TEMPLATE_SPECIALS[name], get_chat_template(name), **TOKENS[name])
+
+
+def stop_strings(tok: Any) -> list[str]:
+    return [s for s in {*STOP_STRINGS, tok.eos_token} if s and s in tok.chat_template]
+
+
+def as_template_reads(tok: Any, messages: list[dict]) -> list[dict]:
+    """The README's convention: string arguments are parsed and passed as objects, or as JSON strings
+    (`json.dumps`, non-ASCII kept) to a template that cannot take objects; a null content is ''."""
+    out = copy.deepcopy(messages)
+    probe = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+        call("call00001", "f", {"x": "1"})]}, {"role": "tool", "tool_call_id": "call00001", "content": "r"},
+             {"role": "assistant", "content": "a"}]
+    try:
+        tok.apply_chat_template(probe, tokenize=False)
+        strings = False
+    except Exception:  # noqa: BLE001
+        strings = True
+    for m in out:
+        if m.get("content") is None:
+            m["content"] = ""
+        for c in m.get("tool_calls", []):
+            arguments = c["function"]["arguments"]
+            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+            c["function"]["arguments"] = json.dumps(arguments, ensure_ascii=False) if strings else arguments
+    return out
+
+
+def render(tok: Any, messages: list[dict], tools: Any, generation: bool = False) -> str:
+    return tok.apply_chat_template(as_template_reads(tok, messages), tools=tools, tokenize=False,
+                                   add_generation_prompt=generation)
+
+
+def oracle(tok: Any, messages: list[dict], tools: Any) -> dict[int, tuple[str, str]]:
+    """(P_i, G_i) per assistant turn i whose P_i is a prefix of F_i; the others map to (F_i, '')."""
+    out = {}
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt, full = render(tok, messages[:i], tools, True), render(tok, messages[:i + 1], tools)
+        if not full.startswith(prompt):
+            out[i] = (full, "")
+            continue
+        tail = full[len(prompt):]
+        ends = [tail.find(s) + len(s) for s in stop_strings(tok) if s in tail]
+        out[i] = (prompt, tail[:min(ends)] if ends else tail)
+    return out
+
+
+def trained_runs(tok: Any, text: str, labels: list[int]) -> list[tuple[int, int]]:
+    offsets = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    runs: list[tuple[int, int]] = []
+    for (a, b), label in zip(offsets, labels):
+        if label == -100:
+            continue
+        if runs and runs[-1][1] >= a:
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return runs
+
+
+#: Documented exceptions (README, template × capability): shapes a template cannot render.
+CANNOT = {
+    ("mistral_v3_tekken", "reasoning"): "no reasoning field",
+    ("deepseek_v3", "reasoning"): "no reasoning field",
+}
+TEMPLATES = ["qwen_25", "qwen3", "qwen3_5", "llama4", "mistral_v3_tekken", "deepseek_v3", "command_a_tool_use",
+             "exaone4", "jamba", "gemma4"]
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_turn_is_trained_once_as_its_generation(template: str, shape: str) -> None:
+    assert_oracle(template, *SHAPES[shape])
+
+
+@pytest.mark.parametrize("trap", list(TRAPS))
+@pytest.mark.parametrize("template", ["qwen3", "qwen3_5"])
+def test_traps_on_templates_that_render_history_differently(template: str, trap: str) -> None:
+    assert_oracle(template, TRAPS[trap], None)
+
+
+def assert_oracle(template: str, messages: list[dict], tools: Any) -> None:
+    tok = template_tokenizer(template)
+    row = {"messages": messages, **({"tools": tools} if tools else {})}
+    expected = oracle(tok, messages, tools)
+    rows = list(strategy(tok, "instruction").labelled({k: [v] for k, v in row.items()}, [0]))
+    served: list[int] = []
+    for labelled in rows:
+        item = labelled.item
+        count = len(item.messages)
+        assert [m.content for m in item.messages] == [
+            m["content"] if not isinstance(m["content"], list) else m["content"] for m in messages[:count]]
+        text = render(tok, messages[:count], tools)
+        ids = tok.apply_chat_template(as_template_reads(tok, messages[:count]), tools=tools, tokenize=True,
+                                      return_dict=False)
+        assert item.input_ids.tolist() == ids
+        labels = labelled.labels.tolist()
+        assert all(label in (-100, i) for i, label in zip(ids, labels))
+        for start, end in trained_runs(tok, text, labels):
+            turn = next(i for i, (prompt, generation) in expected.items()
+                        if (generation and text[:start] == prompt and text[start:end] == generation)
+                        or (not generation and text.startswith(prompt) and end <= len(prompt)
+                            and i not in served and start >= 0))
+            served.append(turn)
+    assert sorted(served) == sorted(expected), (served, expected)
+    assert rows[0].no_parity == sum(1 for _, generation in expected.values() if not generation)
