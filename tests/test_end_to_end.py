@@ -98,3 +98,41 @@ def test_split_windows_with_sample_packing_and_several_processes(tmp_path: Path,
 
     train = run_axolotl("train", path, tmp_path)
     assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
+
+
+def test_agent_trajectories_preprocess_and_train(tmp_path: Path, tiny_model: Path) -> None:
+    """OpenAI-shaped agent rows (tools, string arguments, null content, tool results) through the plugin
+    with the qwen_25 template; every assistant generation is trained, as the prefix-diff oracle says."""
+    from test_generations import SHAPES, oracle, render, template_tokenizer
+    from test_generations import trained_runs as runs
+
+    shapes = [SHAPES[name] for name in ("single_call", "several_queries")]
+    rows = [{"messages": messages, "tools": tools, "id": f"row{k}"} for k in range(6)
+            for messages, tools in shapes]
+    data = tmp_path / "agent.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
+    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"), chat_template="qwen_25",
+                  dataset_prepared_path=str(tmp_path / "prepared"), sequence_len=512)
+    config["multiturn"] = {"masking": "instruction"}
+    config["datasets"][0]["path"] = str(data)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+
+    pre = run_axolotl("preprocess", path, tmp_path)
+    assert pre.returncode == 0, pre.stdout[-3000:] + pre.stderr[-3000:]
+    prepared = load_from_disk(str(next(p for p in (tmp_path / "prepared").iterdir() if p.is_dir())))
+    assert len(prepared) == len(rows)
+    tok = template_tokenizer("qwen_25")
+    texts = {}
+    for messages, tools in shapes:
+        text = render(tok, messages, tools)
+        texts[tuple(tok(text, add_special_tokens=False)["input_ids"])] = (text, oracle(tok, messages, tools))
+    for row in prepared:
+        text, expected = texts[tuple(row["input_ids"])]
+        trained = [text[a:b] for a, b in runs(tok, text, row["labels"])]
+        assert trained == [generation for _, generation in expected.values()]
+        assert trained[0].startswith("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": ")
+
+    train = run_axolotl("train", path, tmp_path)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
