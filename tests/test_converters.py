@@ -114,6 +114,56 @@ def test_sharegpt(tmp_path: Path) -> None:
                                              {"role": "assistant", "content": "hello"}]}]
 
 
+def test_sharegpt_agent_rows_llama_factory_shape(tmp_path: Path) -> None:
+    tools = [{"name": "get_weather", "description": "Weather", "parameters": {"type": "object"}}]
+    source = tmp_path / "agent.jsonl"
+    source.write_text(json.dumps({"system": "Use tools.", "tools": json.dumps(tools), "conversations": [
+        {"from": "human", "value": "Weather in Paris and Rome?"},
+        {"from": "function_call", "value": json.dumps([{"name": "get_weather", "arguments": {"city": "Paris"}},
+                                                       {"name": "get_weather", "arguments": {"city": "Rome"}}])},
+        {"from": "observation", "value": "rain"}, {"from": "observation", "value": "sun"},
+        {"from": "gpt", "value": "Rain in Paris, sun in Rome."}]}) + "\n"
+        + json.dumps({"conversations": [{"from": "human", "value": "x"}, {"from": "observation", "value": "y"}]})
+        + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", "sharegpt", str(source), "--to", str(out), "--skip-invalid"]) == 0
+    assert read_jsonl(out) == [{"messages": [
+        {"role": "system", "content": "Use tools."},
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+            {"id": "call00002", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Rome"}}}]},
+        {"role": "tool", "tool_call_id": "call00001", "content": "rain"},
+        {"role": "tool", "tool_call_id": "call00002", "content": "sun"},
+        {"role": "assistant", "content": "Rain in Paris, sun in Rome."}],
+        "tools": [{"type": "function", "function": tools[0]}]}]
+
+
+def test_openai_rows_pass_through_and_the_legacy_function_shape_converts(tmp_path: Path) -> None:
+    current = {"messages": [{"role": "user", "content": "Time?"},
+                            {"role": "assistant", "content": None, "tool_calls": [
+                                {"id": "abc", "type": "function", "function": {"name": "now", "arguments": "{}"}}]},
+                            {"role": "tool", "tool_call_id": "abc", "content": "noon"},
+                            {"role": "assistant", "content": "Noon.", "weight": 1}],
+               "tools": [{"type": "function", "function": {"name": "now"}}], "parallel_tool_calls": False}
+    legacy = {"functions": [{"name": "now"}], "messages": [
+        {"role": "user", "content": "Time?"},
+        {"role": "assistant", "content": None, "function_call": {"name": "now", "arguments": "{}"}},
+        {"role": "function", "name": "now", "content": "noon"}, {"role": "assistant", "content": "Noon."}]}
+    source = tmp_path / "openai.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in (current, legacy)))
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", "openai", str(source), "--to", str(out)]) == 0
+    converted = read_jsonl(out)
+    assert converted[0] == current
+    assert converted[1] == {"tools": [{"type": "function", "function": {"name": "now"}}], "messages": [
+        {"role": "user", "content": "Time?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call00001", "type": "function", "function": {"name": "now", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call00001", "content": "noon"},
+        {"role": "assistant", "content": "Noon."}]}
+
+
 def test_alpaca_and_completion(tmp_path: Path) -> None:
     alpaca = tmp_path / "alpaca.json"
     alpaca.write_text(json.dumps([{"instruction": "Add.", "input": "2+2", "output": "4"},

@@ -1,8 +1,9 @@
-"""The converters this package ships: coqa, sharegpt, alpaca, completion."""
+"""The converters this package ships: coqa, sharegpt, openai, alpaca, completion."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -98,23 +99,106 @@ class CoQA:
         return {"messages": messages}
 
 
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "function_call": "assistant", "observation": "tool"}
+
+
+def _call_ids() -> Callable[[], str]:
+    """Ids for calls the source does not name: nine characters (Mistral's templates check the length)."""
+    count = iter(range(1, 100_000))
+    return lambda: f"call{next(count):05d}"
+
+
+def _json(value: Any, what: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ConversionError(f"{what} is not valid JSON ({error.msg})") from None
+
+
+def _tools(value: Any) -> list[dict[str, Any]]:
+    """Function definitions (a JSON string in LLaMA-Factory, or a list) as OpenAI `tools` entries."""
+    tools = _json(value, "tools")
+    if not isinstance(tools, list):
+        raise ConversionError("tools is not a list of functions")
+    return [t if t.get("type") == "function" and "function" in t else {"type": "function", "function": t}
+            for t in tools]
 
 
 class ShareGPT(FileConverter):
     name = "sharegpt"
-    help = "ShareGPT: {'conversations': [{'from': 'system'|'human'|'gpt', 'value': ...}]}"
+    help = ("ShareGPT: {'conversations': [{'from': 'system'|'human'|'gpt'|'function_call'|'observation', "
+            "'value': ...}], 'system'?, 'tools'?} (LLaMA-Factory's shape for agent data)")
 
     @staticmethod
     def conversation(item: Mapping[str, Any]) -> dict[str, Any]:
-        messages = []
+        messages: list[dict[str, Any]] = []
+        if item.get("system"):
+            messages.append({"role": "system", "content": _text(item["system"], "system")})
+        new_id = _call_ids()
+        pending: list[str] = []
         for turn, message in enumerate(item["conversations"]):
             role = SHAREGPT_ROLES.get(message.get("from"))
             if role is None:
                 raise ConversionError(f"turn {turn}: 'from' is {message.get('from')!r}; expected one of "
                                       f"{', '.join(SHAREGPT_ROLES)}")
-            messages.append({"role": role, "content": _text(message.get("value"), f"turn {turn} value")})
-        return {"messages": messages}
+            value = message.get("value")
+            if message["from"] == "function_call":
+                calls = _json(value, f"turn {turn} function_call")
+                calls = calls if isinstance(calls, list) else [calls]
+                if not calls or not all(isinstance(c, Mapping) and c.get("name") for c in calls):
+                    raise ConversionError(f"turn {turn}: function_call is not a call {{'name', 'arguments'}} "
+                                          "or a list of them")
+                pending = [new_id() for _ in calls]
+                messages.append({"role": "assistant", "content": None, "tool_calls": [
+                    {"id": ident, "type": "function",
+                     "function": {"name": c["name"], "arguments": c.get("arguments", {})}}
+                    for ident, c in zip(pending, calls)]})
+            elif role == "tool":
+                if not pending:
+                    raise ConversionError(f"turn {turn}: observation answers no function_call")
+                messages.append({"role": "tool", "tool_call_id": pending.pop(0),
+                                 "content": _text(value, f"turn {turn} value")})
+            else:
+                messages.append({"role": role, "content": _text(value, f"turn {turn} value")})
+        out: dict[str, Any] = {"messages": messages}
+        if item.get("tools"):
+            out["tools"] = _tools(item["tools"])
+        return out
+
+
+class OpenAI(FileConverter):
+    name = "openai"
+    help = ("OpenAI fine-tuning JSONL ({'messages', 'tools'?}), the legacy shape ('functions', assistant "
+            "'function_call', role 'function') included")
+
+    @staticmethod
+    def conversation(item: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in item.items() if k not in ("messages", "functions")}
+        if item.get("functions"):
+            out["tools"] = _tools(item["functions"])
+        new_id = _call_ids()
+        pending: list[str] = []
+        messages = []
+        for turn, message in enumerate(item["messages"]):
+            message = dict(message)
+            if "function_call" in message:  # legacy: one call per assistant turn, no id
+                call = message.pop("function_call")
+                pending = [new_id()]
+                message["tool_calls"] = [{"id": pending[0], "type": "function", "function": {
+                    "name": call["name"], "arguments": call.get("arguments", "{}")}}]
+            if message.get("role") == "function":
+                if not pending:
+                    raise ConversionError(f"message {turn}: a function result answers no function_call")
+                message = {"role": "tool", "tool_call_id": pending.pop(0), "content": message.get("content")}
+            if "name" in message:
+                raise ConversionError(f"message {turn}: 'name' on a {message.get('role')} message has no place "
+                                      "in the chat template; remove it or fold it into the content")
+            messages.append(message)
+        out["messages"] = messages
+        return out
 
 
 class Alpaca(FileConverter):
@@ -144,4 +228,4 @@ class Completion(FileConverter):
 
 @hookimpl
 def axolotl_multiturn_converters() -> list[Converter]:
-    return [CoQA(), ShareGPT(), Alpaca(), Completion()]
+    return [CoQA(), ShareGPT(), OpenAI(), Alpaca(), Completion()]
