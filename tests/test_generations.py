@@ -213,3 +213,48 @@ def assert_oracle(template: str, messages: list[dict], tools: Any) -> None:
             served.append(turn)
     assert sorted(served) == sorted(expected), (served, expected)
     assert rows[0].no_parity == sum(1 for _, generation in expected.values() if not generation)
+
+
+QWEN3_PLAIN = SHAPES["plain"][0]
+QWEN3_REASONING = SHAPES["reasoning"][0]
+
+
+def runs_of(tok: Any, labelled: Any) -> list[str]:
+    text = labelled.item.rendered.text
+    return [text[a:b] for a, b in trained_runs(tok, text, labelled.labels.tolist())]
+
+
+def test_parity_last_trains_only_the_last_turn_and_counts_the_rest() -> None:
+    tok = template_tokenizer("qwen3")
+    rows = list(strategy(tok, "instruction", parity="last").labelled({"messages": [QWEN3_PLAIN]}, [0]))
+    assert len(rows) == 1 and rows[0].untrained == 1
+    prompt, generation = oracle(tok, QWEN3_PLAIN, None)[3]
+    assert runs_of(tok, rows[0]) == [generation] == ["</think>\n\nto the river<|im_end|>"]
+
+
+def test_parity_off_keeps_the_whole_render_and_counts_turns_out_of_context() -> None:
+    tok = template_tokenizer("qwen3")
+    rows = list(strategy(tok, "instruction", parity="off").labelled({"messages": [QWEN3_PLAIN]}, [0]))
+    assert len(rows) == 1 and rows[0].outside == 1
+    assert runs_of(tok, rows[0]) == ["Anna<|im_end|>", "</think>\n\nto the river<|im_end|>"]
+
+
+def test_reasoning_mask_keeps_the_trace_masked_inside_a_trained_generation() -> None:
+    tok = template_tokenizer("qwen3")
+    chat = [{"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4", "reasoning_content": "Two and two make four"}]
+    masked = [runs_of(tok, row) for row in strategy(tok, "instruction", reasoning="mask").labelled(
+        {"messages": [chat]}, [0])]
+    assert masked == [["\n</think>\n\n4<|im_end|>"]]
+    trained = [runs_of(tok, row) for row in strategy(tok, "instruction").labelled({"messages": [chat]}, [0])]
+    assert trained == [["Two and two make four\n</think>\n\n4<|im_end|>"]]
+
+
+def test_reasoning_mask_refuses_a_trace_merged_into_the_markup() -> None:
+    """Qwen2's BPE makes `.\n` one token: half trace (masked), half markup (trained)."""
+    from axolotl_multiturn.chat import RowError
+
+    with pytest.raises(RowError, match=r"^test row 0: token \d+ \(id \d+\) merges message 3 \(assistant\) "
+                                       r"reasoning and message 3 \(assistant\) markup"):
+        list(strategy(template_tokenizer("qwen3"), "instruction", reasoning="mask").labelled(
+            {"messages": [QWEN3_REASONING]}, [0]))
