@@ -61,6 +61,7 @@ class Labelled(NamedTuple):
     no_parity: int = 0
     outside: int = 0
     untrained: int = 0
+    note: str = ""  # why this row is there, when parity made or changed it (the preview shows it)
 
 
 def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any],
@@ -205,16 +206,16 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             lost = fitted.lost + counts["lost"]
             if not rows:
                 yield Labelled(index, None, None, fitted.status, lost, False, *counts["parity"])
-            for k, (row, row_labels, extra) in enumerate(rows):
+            for k, (row, row_labels, extra, note) in enumerate(rows):
                 first = k == 0
                 yield Labelled(index, row, row_labels, fitted.status, lost if first else 0, extra,
-                               *(counts["parity"] if first else (0, 0, 0)))
+                               *(counts["parity"] if first else (0, 0, 0)), note)
 
     def _parity(self, windows: Sequence[Encoded], item: Encoded, labels: np.ndarray
-                ) -> tuple[list[tuple[Encoded, np.ndarray, bool]], dict[str, Any]]:
+                ) -> tuple[list[tuple[Encoded, np.ndarray, bool, str]], dict[str, Any]]:
         """Each window as the rows that train its turns in their inference context (`parity`); a row
         longer than sequence_len after that loses its turns, counted."""
-        rows: list[tuple[Encoded, np.ndarray, bool]] = []
+        rows: list[tuple[Encoded, np.ndarray, bool, str]] = []
         no_parity = outside = untrained = lost = 0
         for window in windows:
             trained = message_trained(window.messages, self.mode, self.options.last_turn_only)
@@ -223,14 +224,14 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             no_parity, outside, untrained = (no_parity + len(result.no_parity), outside + result.outside,
                                              untrained + result.untrained)
             if result.conversations == [window.conversation]:
-                rows.append((window, labels if window is item else self.label(window), False))
+                rows.append((window, labels if window is item else self.label(window), False, result.notes[0]))
                 continue
-            for k, conversation in enumerate(result.conversations):
+            for k, (conversation, note) in enumerate(zip(result.conversations, result.notes)):
                 row = self._encode_one(conversation)
                 if len(row.input_ids) > self.sequence_len:
                     lost += sum(1 for m in conversation.messages if m.role == "assistant" and m.weight)
                     continue
-                rows.append((row, self.label(row), k > 0))
+                rows.append((row, self.label(row), k > 0, note))
         return rows, {"lost": lost, "parity": (no_parity, outside, untrained)}
 
     def _encode_one(self, conversation: Conversation) -> Encoded:

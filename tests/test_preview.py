@@ -134,3 +134,40 @@ def test_preview_command_and_html_report_in_chromium(tmp_path: Path, tiny_model:
     assert spans.cells[:8] == ["conversations", "2", "rows skipped", "0", "tokens", "46", "trained tokens", "10"]
     assert ["assistant", "10", "10", "100.0%"] == spans.cells[spans.cells.index("assistant"):][:4]
     assert spans.urls == []
+
+
+def agent_rows(template: str, conversation: list[dict], tools, mode: str = "boilerplate") -> list[Shown]:
+    from test_generations import template_tokenizer
+
+    s = strategy(template_tokenizer(template), mode)
+    row = {"messages": [conversation], **({"tools": [tools]} if tools else {})}
+    return [Shown(r.item, r.labels, r.index, r.note) for r in s.labelled(row, [0])]
+
+
+def test_tool_calls_tool_results_and_reasoning_are_classes_of_their_own() -> None:
+    from test_generations import SHAPES
+
+    shown_row = agent_rows("qwen_25", *SHAPES["single_call"])[0]
+    runs = [r for r in shown_row.runs(classes=True) if r[2]]
+    assert runs == [('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>', True,
+                     "tool_call"), ('{"temp": 21, "sky": "clear"}\n', True, "tool_result")]  # `}\n` is one token: glue
+    reasoning = agent_rows("qwen3", [{"role": "user", "content": "2+2?"},
+                                     {"role": "assistant", "content": "4", "reasoning_content": "Two and two"}],
+                           None)[0]
+    assert [r for r in reasoning.runs(classes=True) if r[2]] == [("Two and two", True, "reasoning")]
+
+
+def test_rows_added_for_parity_say_why_in_the_terminal_and_the_report() -> None:
+    from test_generations import SHAPES
+
+    from axolotl_multiturn.engine.masking import Mode
+    from axolotl_multiturn.reports import html
+    from axolotl_multiturn.reports.summary import Summary
+
+    rows = agent_rows("qwen3", SHAPES["plain"][0], None, "instruction")
+    assert [(r.source, r.note) for r in rows] == [
+        (0, ""), (0, "turn 1 trained in a row of its own: the whole conversation renders it differently from "
+                     "its inference prompt (the template rewrites history, e.g. strips earlier thinking)")]
+    page = html.document("t", Summary("d", Mode.INSTRUCTION, None), rows)
+    assert "<p class='note'>turn 1 trained in a row of its own" in page
+    assert "<h2>Row 1 (conversation 0)</h2>" in page

@@ -4,6 +4,7 @@ and label on hover), the summary table, and two histograms as inline SVG. No scr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from html import escape
 
 import numpy as np
@@ -19,6 +20,9 @@ th:first-child, td:first-child { text-align: left; } tr:nth-child(even) { backgr
   border: 1px solid #ddd; border-radius: 6px; padding: .8rem; line-height: 1.5; }
 .tok { border-right: 1px dotted #ccc; } .tok:hover { outline: 1px solid #333; }
 .trained { background: #b7f0b1; color: #0b3d0b; } .masked { color: #8a8a8e; }
+.trained.tool_call { background: #ffd08a; color: #4a2a00; } .trained.tool_result { background: #bfe3ff; }
+.trained.reasoning { background: #e8ccf7; } .masked.tool_call, .masked.tool_result { font-style: italic; }
+.note { color: #555; font-style: italic; }
 .legend span { padding: 0 .4rem; margin-right: .6rem; } figure { display: inline-block; margin: 0 2rem 0 0; }
 figcaption { font-size: .85rem; color: #555; }
 """
@@ -41,11 +45,11 @@ def histogram(values: Sequence[float], title: str, bins: int = 20, width: int = 
             f'aria-label="{escape(title)}">{bars}{axis}</svg><figcaption>{escape(title)}</figcaption></figure>')
 
 
-def conversation(pieces: Sequence[tuple[str, bool, int, int]]) -> str:
-    """Token pieces (text, trained, token index, token id) as coloured spans."""
+def conversation(pieces: Sequence[Any]) -> str:
+    """Token pieces (`preview.Piece`) as spans coloured by label and class."""
     return "".join(
-        f'<span class="tok {"trained" if trained else "masked"}" title="token {index} · id {token_id} · '
-        f'{"trained" if trained else "masked"}">{escape(text)}</span>' for text, trained, index, token_id in pieces)
+        f'<span class="tok {"trained" if p.trained else "masked"} {p.cls}" title="token {p.index} · id '
+        f'{p.token_id} · {p.cls} · {"trained" if p.trained else "masked"}">{escape(p.text)}</span>' for p in pieces)
 
 
 def summary_tables(summary: Summary) -> str:
@@ -54,6 +58,7 @@ def summary_tables(summary: Summary) -> str:
                        f'<td>{percent(*counts[n])}</td></tr>' for n in names if counts.get(n, [0, 0])[1])
 
     totals = [("conversations", f"{summary.conversations:,}"), ("rows skipped", f"{summary.skipped:,}"),
+              *((line.split(": ", 1)[0], line.split(": ", 1)[1]) for line in summary.parity_lines()),
               *((f"{k} (longer than sequence_len)", f"{summary.outcomes[k]:,}")
                 for k in ("split", "truncated", "dropped") if summary.outcomes.get(k)),
               *((("assistant turns lost", f"{summary.lost:,}"),) if summary.lost else ()),
@@ -67,13 +72,18 @@ def summary_tables(summary: Summary) -> str:
             f"<table id='by-class'>{head.format('class')}{rows(summary.by_class, CLASSES)}</table>")
 
 
-def document(title: str, summary: Summary, conversations: Sequence[Sequence[tuple[str, bool, int, int]]]) -> str:
-    shown = "".join(f"<h2>Row {i}</h2><div class='conversation' id='row-{i}'>{conversation(c)}</div>"
-                    for i, c in enumerate(conversations))
+def document(title: str, summary: Summary, rows: Sequence[Any]) -> str:
+    """The report; `rows` are `preview.Shown` training rows."""
+    shown = "".join(f"<h2>Row {i} (conversation {row.source})</h2>"
+                    + (f"<p class='note'>{escape(row.note)}</p>" if row.note else "")
+                    + f"<div class='conversation' id='row-{i}'>{conversation(row.tokens())}</div>"
+                    for i, row in enumerate(rows))
     plots = (histogram(summary.lengths, "conversation length (tokens)")
              + histogram(summary.trained_fraction, "trained fraction per conversation"))
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
-            "<p class='legend'><span class='trained'>trained</span><span class='masked'>masked</span>"
+            "<p class='legend'><span class='trained'>trained</span><span class='trained tool_call'>tool call"
+            "</span><span class='trained tool_result'>tool result</span><span class='trained reasoning'>"
+            "reasoning</span><span class='masked'>masked</span>"
             "hover a token for its index and id</p>"
             f"<h2>Summary</h2>{summary_tables(summary)}<h2>Distributions</h2>{plots}{shown}</body></html>")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -24,39 +23,66 @@ from axolotl_multiturn.reports.summary import Summary, percent, summarize
 
 TRAINED_STYLE = "bold black on green3"
 MASKED_STYLE = "grey50"
+#: Classes shown apart from plain text: trained, and (italic) masked.
+CLASS_STYLES = {"tool_call": ("bold black on orange1", "italic grey50"),
+                "tool_result": ("bold black on light_sky_blue1", "italic grey50"),
+                "reasoning": ("bold black on plum2", "grey50")}
 OPEN, CLOSE = "«", "»"  # marks trained text when the output is not a terminal
+
+
+class Piece(NamedTuple):
+    """A token's text as shown: trained or not, its index and id (-1: text no token's offsets cover) and
+    its class (a `Kind` name, or tool_result for a tool message's content)."""
+
+    text: str
+    trained: bool
+    index: int
+    token_id: int
+    cls: str
 
 
 @dataclass(frozen=True)
 class Shown:
-    """One conversation as previewed: its encoding and its labels."""
+    """One training row as previewed: its encoding and labels, the conversation it comes from, and why
+    parity made it (empty for a conversation's own row)."""
 
     encoded: Encoded
     labels: np.ndarray
+    source: int = 0
+    note: str = ""
 
-    def tokens(self) -> list[tuple[str, bool, int, int]]:
-        """The rendered text cut at token boundaries: (text, trained, token index, token id); text that no
-        token's offsets cover is shown as masked, with index -1."""
+    def _class(self, token: int) -> str:
+        span = self.encoded.rendered.spans[self.encoded.first[token]]
+        if span.kind is Kind.CONTENT and self.encoded.messages[span.message].role == "tool":
+            return "tool_result"
+        return span.kind.name.lower()
+
+    def tokens(self) -> list[Piece]:
+        """The rendered text cut at token boundaries; text that no token's offsets cover is shown as
+        masked template text, with index -1."""
         text, out, position = self.encoded.rendered.text, [], 0
         for index, ((start, end), label) in enumerate(zip(self.encoded.offsets, self.labels)):
             start, end = max(int(start), position), max(int(end), position)
             if start > position:
-                out.append((text[position:start], False, -1, -1))
+                out.append(Piece(text[position:start], False, -1, -1, "template"))
             if end > start:
-                out.append((text[start:end], label != IGNORE_INDEX, index, int(self.encoded.input_ids[index])))
+                out.append(Piece(text[start:end], label != IGNORE_INDEX, index, int(self.encoded.input_ids[index]),
+                                 self._class(index)))
             position = max(position, end)
         if position < len(text):
-            out.append((text[position:], False, -1, -1))
+            out.append(Piece(text[position:], False, -1, -1, "template"))
         return out
 
-    def runs(self) -> list[tuple[str, bool]]:
-        """`tokens` with neighbours of the same kind joined: the spans a reader sees."""
-        out: list[tuple[str, bool]] = []
-        for piece, trained, _, _ in self.tokens():
-            if out and out[-1][1] == trained:
-                out[-1] = (out[-1][0] + piece, trained)
+    def runs(self, classes: bool = False) -> list[tuple[str, bool]] | list[tuple[str, bool, str]]:
+        """`tokens` with neighbours of the same kind joined: the spans a reader sees; with `classes`,
+        (text, trained, class) where the class is one shown apart (else "")."""
+        out: list = []
+        for piece in self.tokens():
+            key = (piece.trained, piece.cls if piece.cls in CLASS_STYLES else "") if classes else (piece.trained,)
+            if out and tuple(out[-1][1:]) == key:
+                out[-1] = (out[-1][0] + piece.text, *key)
             else:
-                out.append((piece, trained))
+                out.append((piece.text, *key))
         return out
 
     def counts(self) -> list[tuple[str, int, int]]:
@@ -98,19 +124,20 @@ def shown(wrapper: Any, raw: Any, rows: int) -> list[Shown]:
     """The first `rows` conversations, labelled by the wrapper's strategy (after `auto` has decided)."""
     indices = list(range(min(rows, len(raw))))
     labelled = wrapper.strategy.labelled(raw.select(indices)[:], indices)
-    return [Shown(row.item, row.labels) for row in labelled if row.item is not None]
+    return [Shown(row.item, row.labels, row.index, row.note) for row in labelled if row.item is not None]
 
 
 def conversation_text(item: Shown, color: bool, max_chars: int | None = None) -> Text:
     text = Text()
     used = 0
-    for piece, trained in item.runs():
+    for piece, trained, cls in item.runs(classes=True):
         if max_chars is not None and used >= max_chars:
             text.append(" …", style=MASKED_STYLE)
             break
         used += len(piece)
         if color:
-            text.append(piece, style=TRAINED_STYLE if trained else MASKED_STYLE)
+            styles = CLASS_STYLES.get(cls, (TRAINED_STYLE, MASKED_STYLE))
+            text.append(piece, style=styles[0] if trained else styles[1])
         else:
             text.append(f"{OPEN}{piece}{CLOSE}" if trained else piece)
     return text
@@ -142,10 +169,13 @@ def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Pat
     summary = summarize(strategy, raw)
     items = shown(wrapper, raw, rows)
     color = console.is_terminal
-    legend = "trained text is highlighted" if color else f"trained text is {OPEN}between guillemets{CLOSE}"
+    legend = ("trained text is highlighted (tool calls orange, tool results blue, reasoning violet)" if color
+              else f"trained text is {OPEN}between guillemets{CLOSE}")
     console.print(f"masking: {strategy.mode.value}; {legend}")
     for index, item in enumerate(items):
-        console.print(f"--- row {index}")
+        console.print(f"--- row {index} (conversation {item.source})")
+        if item.note:
+            console.print(item.note, markup=False)
         console.print(conversation_text(item, color, max_chars))
         console.print(counts_table(item))
     for line in summary.lines():
@@ -153,6 +183,6 @@ def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Pat
     console.print(summary_table(summary))
     if html:
         Path(html).write_text(report_html.document(f"axolotl-multiturn preview: {config}", summary,
-                                                   [item.tokens() for item in items]), encoding="utf-8")
+                                                   items), encoding="utf-8")
         console.print(f"wrote {html}")
     return items, summary
