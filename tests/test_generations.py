@@ -17,6 +17,8 @@ from functools import cache
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from axolotl.utils.chat_templates import get_chat_template
 from chats import TRAPS, strategy
 from vocabularies import MISTRAL_DATA, tokenizer
@@ -258,3 +260,90 @@ def test_reasoning_mask_refuses_a_trace_merged_into_the_markup() -> None:
                                        r"reasoning and message 3 \(assistant\) markup"):
         list(strategy(template_tokenizer("qwen3"), "instruction", reasoning="mask").labelled(
             {"messages": [QWEN3_REASONING]}, [0]))
+
+
+@st.composite
+def agent_conversations(draw: Any) -> list[dict[str, Any]]:
+    """Random valid rows: an optional system message, user turns answered directly or through tool
+    calls (parallel or not), optional reasoning and weights; every text unique, so turns can be found."""
+    counter = iter(range(10_000))
+    text = lambda what: f"{what} {next(counter)} " + draw(st.sampled_from(["", "é", "日本", "<b>x</b>", "a b"]))
+    messages: list[dict[str, Any]] = []
+    if draw(st.booleans()):
+        messages.append({"role": "system", "content": text("system")})
+    for _ in range(draw(st.integers(1, 3))):
+        messages.append({"role": "user", "content": text("question")})
+        for _ in range(draw(st.integers(0, 2))):
+            calls = [call(f"call{next(counter):05d}", "get_weather", {"city": text("city")})
+                     for _ in range(draw(st.integers(1, 2)))]
+            messages.append({"role": "assistant", "content": None, "tool_calls": calls})
+            messages += [{"role": "tool", "tool_call_id": c["id"], "content": text("result")} for c in calls]
+        answer: dict[str, Any] = {"role": "assistant", "content": text("answer")}
+        if draw(st.booleans()):
+            answer["reasoning_content"] = text("thought")
+        if draw(st.integers(0, 4)) == 0:
+            answer["weight"] = draw(st.sampled_from([0, 1]))
+        messages.append(answer)
+    return messages
+
+
+def as_dicts(messages: Any) -> list[dict[str, Any]]:
+    """A row's messages back in the data format (to render the row with `apply_chat_template`)."""
+    out = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            d["tool_calls"] = [call(c.id, c.name, dict(c.arguments)) for c in m.tool_calls]
+        if m.tool_call_id is not None:
+            d["tool_call_id"] = m.tool_call_id
+        if m.reasoning is not None:
+            d["reasoning_content"] = m.reasoning
+        out.append(d)
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(agent_conversations(), st.sampled_from(["qwen3", "qwen_25", "llama4", "mistral_v3_tekken"]),
+       st.sampled_from(["instruction", "boilerplate"]), st.sampled_from([96, 160, 4096]))
+def test_every_trained_turn_is_served_once_in_its_inference_context(
+        messages: list[dict], template: str, mode: str, limit: int) -> None:
+    """Property: each assistant turn the mode trains is trained exactly once, as its generation after its
+    prompt in the row it is trained in (the row's own `P_j`), or counted as lost or without parity; no
+    row is longer than sequence_len."""
+    from axolotl_multiturn.engine.conversation import parse_conversation
+    from axolotl_multiturn.engine.masking import Mode, message_trained
+
+    tok = template_tokenizer(template)
+    s = strategy(tok, mode, on_unlabelable="skip")
+    s.sequence_len = limit
+    rows = list(s.labelled({"messages": [messages], "tools": [[WEATHER]]}, [0]))
+    if rows[0].status == "skipped":  # a token merging a content with template text: refused, counted
+        return
+    parsed = parse_conversation({"messages": messages, "tools": [WEATHER]})
+    decisions = message_trained(parsed.messages, Mode(mode), False)
+    wanted = {m["content"] for m, d in zip(messages, decisions) if m["role"] == "assistant" and d
+              and m["content"]} | {m["tool_calls"][0]["id"] for m, d in zip(messages, decisions)
+                                   if m["role"] == "assistant" and d and m.get("tool_calls")}
+    seen: list[str] = []
+    for row in rows:
+        if row.item is None:
+            continue
+        assert len(row.item.input_ids) <= limit
+        row_messages = as_dicts(row.item.messages)
+        expected = oracle(tok, row_messages, [WEATHER])
+        text = render(tok, row_messages, [WEATHER])
+        runs = trained_runs(tok, text, row.labels.tolist())
+        for j, (prompt, generation) in expected.items():
+            m = row_messages[j]
+            if not row.item.messages[j].weight and row.item.messages[j].weight is not None:
+                continue
+            if not generation or (m["content"] or m["tool_calls"][0]["id"]) not in wanted:
+                continue
+            start = len(prompt)
+            if (start, start + len(generation)) in runs or any(a <= start and start + len(generation) <= b
+                                                               for a, b in runs):
+                seen.append(m["content"] or m["tool_calls"][0]["id"])
+    served = sorted(seen)
+    assert len(served) == len(set(served)), served  # never twice
+    missing = wanted - set(served)
+    assert len(missing) <= sum(r.lost + r.no_parity for r in rows), (missing, rows[0])

@@ -76,7 +76,7 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
     messages = item.messages
     head, units = _units(messages)
     trainable = [any(trained[i] for i in unit) for unit in units]
-    answers = [any(trained[i] and messages[i].role == "assistant" for i in unit) for unit in units]
+    answers = [sum(1 for i in unit if trained[i] and messages[i].role == "assistant") for unit in units]  # per unit
     if policy is Overflow.ERROR:
         raise TooLong(f"{len(item.input_ids)} tokens, more than sequence_len={limit}; set multiturn.overflow "
                       "to split (or truncate, or drop)")
