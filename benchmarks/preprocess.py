@@ -28,14 +28,14 @@ from axolotl.datasets import TokenizedPromptDataset  # noqa: E402
 from axolotl.prompt_strategies.chat_template import load as axolotl_chat_template  # noqa: E402
 from axolotl.utils.chat_templates import get_chat_template  # noqa: E402
 from axolotl.utils.dict import DictDefault  # noqa: E402
-from shapes import coqa_shaped, long_chats  # noqa: E402
+from shapes import coqa_shaped, long_chats, reasoning_chats  # noqa: E402
 
 from axolotl_multiturn.chat import load as multiturn_load  # noqa: E402
 from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
 
 
-def ours(tokenizer, sequence_len: int = 1_000_000):
-    cfg = DictDefault({"sequence_len": sequence_len, "multiturn": {"masking": "instruction"}})
+def ours(tokenizer, sequence_len: int = 1_000_000, parity: str = "expand"):
+    cfg = DictDefault({"sequence_len": sequence_len, "multiturn": {"masking": "instruction", "parity": parity}})
     strategy = multiturn_load(tokenizer, cfg, DictDefault({"path": "bench"})).strategy
     return lambda data: TokenizedPromptDataset(strategy, data)
 
@@ -94,6 +94,22 @@ def main(argv: list[str] | None = None) -> int:
     seconds, tokens = timed(ours(tokenizer, limit), data)
     print(f"\noverflow split, sequence_len={limit} (a third of the CoQA-shaped conversations longer): "
           f"{tokens:,} tokens in windows, {tokens / seconds:,.0f} tokens/s")
+
+    qwen3 = qwen_tokenizer(chat_template=get_chat_template("qwen3"))
+    data = datasets.Dataset.from_list(reasoning_chats(random.Random(3), max(args.rows // 4, 10), 6))
+    print(f"\nQwen3 reasoning shape ({len(data)} conversations, 6 turns, a trace on every answer), parity:")
+    print(f"{'parity':<8} {'rows':>6} {'tokens':>10} {'seconds':>8} {'tokens/s':>10}")
+    measured = {}
+    for parity in ("off", "expand"):
+        start = time.perf_counter()
+        out = ours(qwen3, parity=parity)(data)
+        seconds = time.perf_counter() - start
+        measured[parity] = (len(out), sum(len(ids) for ids in out["input_ids"]))
+        print(f"{parity:<8} {measured[parity][0]:>6} {measured[parity][1]:>10,} {seconds:>8.2f} "
+              f"{measured[parity][1] / seconds:>10,.0f}")
+    print(f"expand adds {measured['expand'][0] - measured['off'][0]:,} rows and "
+          f"{measured['expand'][1] - measured['off'][1]:,} tokens "
+          f"({measured['expand'][1] / measured['off'][1]:.2f}x the tokens of off)")
     return 0
 
 

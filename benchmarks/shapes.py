@@ -36,3 +36,16 @@ def long_chats(rng: random.Random, rows: int, turns: int) -> list[dict]:
                          {"role": "assistant", "content": " ".join(sentence(rng, 12) for _ in range(2))}]
         out.append({"messages": messages})
     return out
+
+
+def reasoning_chats(rng: random.Random, rows: int, turns: int) -> list[dict]:
+    """`turns` user/assistant pairs; each answer carries a reasoning trace (`reasoning_content`)."""
+    out = []
+    for _ in range(rows):
+        messages = []
+        for _ in range(turns):
+            messages += [{"role": "user", "content": sentence(rng, rng.randint(6, 14))[:-1] + "?"},
+                         {"role": "assistant", "content": sentence(rng, rng.randint(4, 10)),
+                          "reasoning_content": " ".join(sentence(rng, 10) for _ in range(rng.randint(2, 5)))}]
+        out.append({"messages": messages})
+    return out
