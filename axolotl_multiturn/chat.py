@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 from axolotl.prompt_tokenizers import DatasetWrappingStrategy, PromptTokenizingStrategy
 from axolotl.utils.chat_templates import get_chat_template
 from axolotl.utils.logging import get_logger
@@ -27,7 +28,7 @@ from axolotl_multiturn.engine.markers import STOP_STRINGS
 from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, message_trained
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.rows import Parity, parity_rows
-from axolotl_multiturn.engine.windows import Overflow, TooLong, fit, overflow_report
+from axolotl_multiturn.engine.windows import Outcomes, Overflow, TooLong, fit
 from axolotl_multiturn.options import ConfigError, Options, resolve
 
 LOG = get_logger("axolotl_multiturn.chat")
@@ -38,7 +39,7 @@ FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 #: overflow, row added for parity, turns with no parity row, turns trained out of context (`off`),
 #: turns left untrained (`last`).
 STATS = ("mt_source", "mt_status", "mt_lost", "mt_extra", "mt_no_parity", "mt_outside", "mt_untrained")
-GONE = ("dropped", "skipped")  # statuses of conversations that produce no training row
+GONE = ("dropped", "skipped", "blank")  # statuses that produce no training row
 
 
 class RowError(ValueError):
@@ -133,23 +134,52 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     def supports_batched(self) -> bool:
         return True
 
-    def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> list[Conversation]:
-        if self.field_messages not in batch:
+    def lines(self, batch: Mapping[str, Sequence[Any]]) -> bool:
+        """Whether the rows are the lines of a JSONL file read as text (how the plugin has axolotl load local
+        JSONL, so that every string reaches us as written): then a row's index is its line number - 1."""
+        return self.field_messages not in batch and list(batch) == ["text"]
+
+    def where(self, index: int, lines: bool) -> str:
+        return f"{self.source} line {index + 1}" if lines else f"{self.source} row {index}"
+
+    def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]
+                      ) -> list[Conversation | None]:
+        """Each row as a conversation; None for a blank line of a JSONL file."""
+        lines = self.lines(batch)
+        if self.field_messages not in batch and not lines:
             raise RowError(f"{self.source}: no column {self.field_messages!r} (columns: {', '.join(batch)}); "
                            "set field_messages on the dataset entry")
-        tools = batch.get("tools") or [None] * len(indices)
-        out = []
-        for index, raw, offered in zip(indices, batch[self.field_messages], tools):
-            row = {"messages": [without_nulls(m) if isinstance(m, Mapping) else m for m in raw]
-                   if isinstance(raw, list) else raw}
-            if offered is not None:
-                row["tools"] = offered
+        out: list[Conversation | None] = []
+        rows = (self._line_rows(batch["text"], indices) if lines else
+                ({"messages": [without_nulls(m) if isinstance(m, Mapping) else m for m in raw]
+                  if isinstance(raw, list) else raw, **({"tools": offered} if offered is not None else {})}
+                 for raw, offered in zip(batch[self.field_messages], batch.get("tools") or [None] * len(indices))))
+        for index, row in zip(indices, rows):
+            if row is None:
+                out.append(None)
+                continue
             try:
                 out.append(parse_conversation(row))
             except InvalidConversation as error:
-                raise RowError(f"{self.source} row {index}: {error}. Fix the row; `check-chat-jsonl FILE` "
+                raise RowError(f"{self.where(index, lines)}: {error}. Fix the row; `check-chat-jsonl FILE` "
                                "lists every problem with its line") from None
         return out
+
+    def _line_rows(self, texts: Sequence[str], indices: Sequence[int]) -> Iterator[dict[str, Any] | None]:
+        """Parse JSONL lines exactly as written (None for a blank line)."""
+        for index, text in zip(indices, texts):
+            if not text.strip():
+                yield None
+                continue
+            try:
+                row = orjson.loads(text)
+            except orjson.JSONDecodeError as error:
+                raise RowError(f"{self.where(index, True)}: MT002 invalid JSON ({error.msg}). Run "
+                               f"`check-chat-jsonl {self.source}` to see every problem") from None
+            if not isinstance(row, dict):
+                raise RowError(f"{self.where(index, True)}: MT003 not a JSON object")
+            messages = row.get(self.field_messages)
+            yield {"messages": messages, **({"tools": row["tools"]} if "tools" in row else {})}
 
     def tokenize_prompt(self, prompt: Mapping[str, Sequence[Any]]) -> dict[str, list[list[int]]]:
         return self.tokenize_rows(prompt, range(len(next(iter(prompt.values()), []))))
@@ -183,7 +213,13 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             raise ConfigError(f"{self.source}: masking is auto, but the dataset was not scanned; "
                               "load it through axolotl (or call decide_auto) first")
         conversations = self.conversations(batch, indices)
-        for index, item in zip(indices, self.encoder.encode(conversations)):
+        lines = self.lines(batch)
+        encoded = iter(self.encoder.encode([c for c in conversations if c is not None]))
+        for index, conversation in zip(indices, conversations):
+            if conversation is None:
+                yield Labelled(index, None, None, "blank", 0)
+                continue
+            item = next(encoded)
             try:
                 if isinstance(item, UnlabelableError):
                     raise item
@@ -193,19 +229,19 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                 rows, counts = self._parity(fitted.windows, item, labels)
             except UnlabelableError as error:
                 if self.options.on_unlabelable == "skip":
-                    LOG.warning("%s row %d skipped: %s", self.source, index, error)
+                    LOG.warning("%s skipped: %s", self.where(index, lines), error)
                     yield Labelled(index, None, None, "skipped", 0)
                     continue
                 advice = ("Change the row or the chat_template" if isinstance(error, TemplateRejected)
                           else "Fix the row")
-                raise RowError(f"{self.source} row {index}: {error}. {advice}, or set "
+                raise RowError(f"{self.where(index, lines)}: {error}. {advice}, or set "
                                "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
             except TooLong as error:
-                raise RowError(f"{self.source} row {index}: {error}") from None
+                raise RowError(f"{self.where(index, lines)}: {error}") from None
             self._warn_dropped(item)
             lost = fitted.lost + counts["lost"]
-            if not rows:
-                yield Labelled(index, None, None, fitted.status, lost, False, *counts["parity"])
+            if not rows:  # nothing fits, or nothing left to train: the conversation gives no row
+                yield Labelled(index, None, None, "dropped", lost, False, *counts["parity"])
             for k, (row, row_labels, extra, note) in enumerate(rows):
                 first = k == 0
                 yield Labelled(index, row, row_labels, fitted.status, lost if first else 0, extra,
@@ -258,7 +294,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
 
     def content_token_counts(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
         """Per row: tokens in non-assistant and in assistant contents (the `auto` statistics)."""
-        conversations = self.conversations(batch, indices)
+        conversations = [c for c in self.conversations(batch, indices) if c is not None]
         texts = [[m.content or "", m.reasoning or "", *(json.dumps(c.arguments) for c in m.tool_calls)]
                  for c in conversations for m in c.messages]
         lengths = iter(self.tokenizer(["".join(t) for t in texts], add_special_tokens=False)["input_ids"])
@@ -275,7 +311,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         counts = dataset.map(self.content_token_counts, with_indices=True, batched=True, batch_size=1000,
                              num_proc=num_proc, remove_columns=dataset.column_names,
                              desc="axolotl_multiturn: masking auto statistics")
-        decision = decide(len(dataset), int(np.sum(counts["non_assistant"])), int(np.sum(counts["assistant"])),
+        decision = decide(len(counts), int(np.sum(counts["non_assistant"])), int(np.sum(counts["assistant"])),
                           self.options.auto)
         self.mode, self.decision = decision.mode, decision
         return decision
@@ -302,13 +338,24 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
                              num_proc=process_count, keep_in_memory=bool(keep_in_memory), fn_kwargs={"stats": True},
                              remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
-        for line in overflow_report(strategy.sequence_len, strategy.options.overflow, len(dataset),
-                                    mapped["mt_source"], mapped["mt_status"], mapped["mt_lost"]):
+        outcomes = Outcomes.count(mapped["mt_source"], mapped["mt_status"], mapped["mt_lost"], mapped["mt_extra"])
+        for line in outcomes.lines(strategy.sequence_len, strategy.options.overflow):
             LOG.warning("axolotl_multiturn: %s: %s", strategy.source, line)
+        if all(status in GONE for status in mapped["mt_status"]):
+            raise RowError(f"{strategy.source}: no rows left to train on: {nothing_left(outcomes)}")
         if any(status in GONE for status in mapped["mt_status"]):
             mapped = mapped.filter(lambda status: status not in GONE, input_columns="mt_status",
                                    num_proc=process_count, desc="axolotl_multiturn: leaving out dropped rows")
         return mapped.remove_columns(list(STATS))
+
+
+def nothing_left(outcomes: Outcomes) -> str:
+    """Why a dataset gives no training row, and what to do."""
+    if not outcomes.conversations:
+        return "the dataset has no conversations (an empty file, or only blank lines)"
+    why = ", ".join(f"{n} {status}" for status, n in outcomes.by_status.items())
+    return (f"{outcomes.conversations} conversations, {why}. Raise sequence_len or set multiturn.overflow: split "
+            "for dropped ones; fix the rows logged as skipped")
 
 
 def load(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None = None,

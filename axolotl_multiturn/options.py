@@ -51,6 +51,7 @@ class Options:
     overflow: str
     parity: str
     reasoning: str
+    preflight: bool
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -131,4 +132,5 @@ def resolve(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None, where: str
         overflow=values["overflow"],
         parity=values["parity"],
         reasoning=values["reasoning"],
+        preflight=values["preflight"],
     )

@@ -8,6 +8,7 @@ type, and moves each entry's options into the carrier field (see `options.CARRIE
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from axolotl.integrations.base import BasePlugin
@@ -17,6 +18,7 @@ from pydantic import BaseModel, field_validator
 from transformers import TrainerCallback
 
 from axolotl_multiturn import DATASET_TYPE
+from axolotl_multiturn.lint.checker import check_lines
 from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
 from axolotl_multiturn.reports.summary import Summary, summarize
 
@@ -46,7 +48,8 @@ def check_dataset_keys(entry: dict[str, Any], where: str) -> None:
 
 
 def prepare_config(cfg: dict[str, Any]) -> None:
-    """Validate our block and carry each dataset entry's options; mutates the raw config in place."""
+    """Validate our block and carry each dataset entry's options; lint local JSONL files and have axolotl
+    read them as text lines. Mutates the raw config in place."""
     block = validate_block(cfg.get("multiturn"), "multiturn")
     for section in DATASET_SECTIONS:
         for i, entry in enumerate(cfg.get(section) or []):
@@ -54,6 +57,34 @@ def prepare_config(cfg: dict[str, Any]) -> None:
                 where = f"{section}[{i}]"
                 check_dataset_keys(entry, where)
                 carry(entry, block, where)
+                local_jsonl(entry, resolve(cfg, entry, where).preflight)
+
+
+#: Findings a preflight error shows before it says how many more there are.
+PREFLIGHT_SHOWN = 10
+
+
+def local_jsonl(entry: dict[str, Any], preflight: bool) -> None:
+    """A local JSONL file of our type: lint it (with `preflight`), then have axolotl load it as text lines.
+
+    datasets' JSON loader infers one type per column; where a field's type varies across rows (a content
+    that is a string here and a list of parts there, arguments as strings and objects) it decodes strings
+    that look like JSON (`"2"` becomes 2). Read as text, each line is parsed by the strategy as written,
+    and errors name its line."""
+    path = Path(str(entry.get("path") or ""))
+    if entry.get("ds_type") or entry.get("data_files") or path.suffix != ".jsonl" or not path.is_file():
+        return
+    if preflight:
+        with open(path, "rb") as stream:
+            errors = [f for f in check_lines(str(path), stream) if f.severity == "error"]
+        if errors:
+            shown = "\n".join(f"  {f.path}:{f.line}:{f.column or 1}: {f.code} {f.message}"
+                               for f in errors[:PREFLIGHT_SHOWN])
+            more = f"\n  ... and {len(errors) - PREFLIGHT_SHOWN} more" if len(errors) > PREFLIGHT_SHOWN else ""
+            raise ConfigError(f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''} in the dataset "
+                              f"(run `check-chat-jsonl {path}` for all; multiturn.preflight: false skips this "
+                              f"check):\n{shown}{more}")
+    entry["ds_type"] = "text"
 
 
 class MultiTurnPlugin(BasePlugin):

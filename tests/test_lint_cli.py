@@ -91,8 +91,79 @@ def test_statistics(capsys) -> None:
 def test_missing_file_is_exit_2_and_others_still_checked(capsys) -> None:
     code, out, err = run(capsys, "missing.jsonl", STRUCTURE)
     assert code == 2
-    assert err.startswith("missing.jsonl: cannot read: No such file or directory")
-    assert "MT201" in out
+    assert out.splitlines()[0] == "missing.jsonl:1:1: MT004 cannot read: No such file or directory"
+    assert "MT201" in out and "All checks passed" not in out and err == ""
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif"])
+def test_unreadable_paths_are_findings_in_every_format_never_a_pass(capsys, tmp_path: Path, fmt: str) -> None:
+    code, out, _ = run(capsys, "--format", fmt, str(tmp_path), "missing.jsonl")
+    assert code == 2
+    assert out.count("cannot read: ") == 2 and "All checks passed" not in out
+    assert "cannot read: Is a directory" in out and "cannot read: No such file or directory" in out
+
+
+def test_dash_reads_standard_input() -> None:
+    line = (EXAMPLES / "mt2xx_structure.jsonl").read_bytes().splitlines(keepends=True)[0]
+    result = subprocess.run([sys.executable, "-m", "axolotl_multiturn.lint", "-"], input=line, capture_output=True)
+    assert result.returncode == 1
+    assert result.stdout.decode().startswith("-:1:24: MT201 ")
+
+
+def test_empty_file_is_an_error(capsys, tmp_path: Path) -> None:
+    empty, blank = tmp_path / "empty.jsonl", tmp_path / "blank.jsonl"
+    empty.write_bytes(b"")
+    blank.write_bytes(b"\n\n")
+    code, out, _ = run(capsys, str(empty), str(blank))
+    assert code == 1
+    assert out.splitlines()[:4] == [
+        f"{empty}:1:1: MT005 the file holds no conversation (it is empty or only blank lines)",
+        f"{blank}:1:1: MT304 blank line; remove it", f"{blank}:2:1: MT304 blank line; remove it",
+        f"{blank}:1:1: MT005 the file holds no conversation (it is empty or only blank lines)"]
+
+
+def test_bare_carriage_returns_are_named(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "mac.jsonl"
+    line = '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'
+    path.write_bytes((line + "\r" + line + "\r").encode())
+    code, out, _ = run(capsys, str(path))
+    assert code == 1
+    assert out.splitlines()[0] == (f"{path}:1:88: MT002 the file ends lines with a bare carriage return (CR, "
+                                   "classic Mac line endings); save it with LF or CRLF line endings")
+
+
+def test_sarif_uris_are_percent_encoded_references(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my data").mkdir()
+    (tmp_path / "my data" / "ä#1.jsonl").write_bytes((EXAMPLES / "mt2xx_structure.jsonl").read_bytes())
+    _, out, _ = run(capsys, "--format", "sarif", "my data/ä#1.jsonl", str(tmp_path / "my data" / "ä#1.jsonl"))
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in json.loads(out)["runs"][0]["results"]]
+    assert uris[0] == "my%20data/%C3%A4%231.jsonl"
+    assert uris[-1] == (tmp_path / "my data" / "ä#1.jsonl").as_uri()
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_json_and_sarif_stream_in_flat_memory(fmt: str) -> None:
+    """200,000 findings through the reporter: peak memory of a few hundred kB, not the findings."""
+    import io
+    import tracemalloc
+
+    from axolotl_multiturn.lint.checker import Finding
+    from axolotl_multiturn.lint.reporters import REPORTERS
+
+    class Sink(io.TextIOBase):
+        def write(self, text: str) -> int:
+            return len(text)
+
+    tracemalloc.start()
+    reporter = REPORTERS[fmt](Sink())
+    for n in range(200_000):
+        reporter.add(Finding("f.jsonl", n + 1, 1, "MT203", "error", "got 'user' after 'user'", "/messages/1/role"))
+    reporter.close()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000, peak
 
 
 @pytest.mark.parametrize("argv", [[], ["--select", "XX1", "f.jsonl"], ["--max-errors", "0", "f.jsonl"]])

@@ -13,7 +13,7 @@ from axolotl_multiturn.options import CARRIER_PREFIX, ConfigError, Options, carr
 def test_defaults_come_from_the_schema() -> None:
     assert resolve({}, {}) == Options(Mode.AUTO, False, (), "error", AutoThresholds(), log_summary=True,
                                       content_special_tokens="literal", overflow="split", parity="expand",
-                                      reasoning="train")
+                                      reasoning="train", preflight=True)
 
 
 def test_dataset_keys_beat_the_top_level_block() -> None:
@@ -44,7 +44,7 @@ def test_carry_is_idempotent() -> None:
 @pytest.mark.parametrize(("cfg", "ds_cfg", "message"), [
     ({"multiturn": {"maskng": "none"}}, {},
      "multiturn.maskng: unknown key; did you mean 'masking'? (allowed: masking, last_turn_only, stop_tokens, "
-     "on_unlabelable, auto, log_summary, content_special_tokens, overflow, parity, reasoning)"),
+     "on_unlabelable, auto, log_summary, content_special_tokens, overflow, parity, reasoning, preflight)"),
     ({"multiturn": {"masking": "instrction"}}, {},
      "multiturn.masking: 'instrction' is not one of none, instruction, boilerplate, auto; did you mean "
      "'instruction'?"),

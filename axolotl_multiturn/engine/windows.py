@@ -124,24 +124,45 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
     return Fitted(windows, "split", lost)
 
 
-def overflow_report(sequence_len: int, policy: str, total: int, sources: Sequence[int], statuses: Sequence[str],
-                    lost: Sequence[int]) -> list[str]:
-    """What happened to conversations that did not go through whole, as log lines (none if all did)."""
-    conversations: dict[str, set[int]] = {}
-    for source, status in zip(sources, statuses):
-        conversations.setdefault(status, set()).add(source)
-    count = {status: len(rows) for status, rows in conversations.items()}
-    lines = []
-    long = count.get("split", 0) + count.get("truncated", 0) + count.get("dropped", 0)
-    if long:
-        windows = sum(1 for status in statuses if status == "split")
-        first = sorted(conversations.get("dropped", set()))[:10]
-        lines.append(f"{long} of {total} conversations longer than sequence_len={sequence_len} "
-                     f"(overflow: {policy}): {count.get('split', 0)} split into {windows} windows, "
-                     f"{count.get('truncated', 0)} truncated, {count.get('dropped', 0)} dropped"
-                     + (f" (rows {', '.join(map(str, first))}{', ...' if count['dropped'] > 10 else ''})" if first
-                        else "") + f"; assistant turns lost: {sum(lost)}")
-    if count.get("skipped"):
-        lines.append(f"skipped {count['skipped']} of {total} rows that cannot be labelled exactly (on_unlabelable: skip; "
-                     "each is logged above with its row index)")
-    return lines
+@dataclass(frozen=True)
+class Outcomes:
+    """What became of a dataset's conversations, counted from the bookkeeping of its training rows (one
+    row per training row; a conversation that gives none has one empty row): the same numbers for the
+    preprocessing log, the summary and the preview."""
+
+    conversations: int  # non-blank rows of the source
+    by_status: dict[str, int]  # conversations per status: fits, split, truncated, dropped, skipped
+    windows: int  # training rows of split conversations (parity rows not included)
+    lost: int  # trainable assistant turns that no row trains
+    dropped_rows: tuple[int, ...]  # source indices of dropped conversations
+
+    @classmethod
+    def count(cls, sources: Sequence[int], statuses: Sequence[str], lost: Sequence[int],
+              extra: Sequence[bool]) -> Outcomes:
+        by_source: dict[int, str] = {}
+        for source, status in zip(sources, statuses):
+            by_source.setdefault(source, status)
+        by_status: dict[str, int] = {}
+        for status in by_source.values():
+            by_status[status] = by_status.get(status, 0) + 1
+        by_status.pop("blank", None)
+        return cls(sum(by_status.values()), by_status,
+                   sum(1 for status, e in zip(statuses, extra) if status == "split" and not e), sum(lost),
+                   tuple(sorted(s for s, status in by_source.items() if status == "dropped")))
+
+    def lines(self, sequence_len: int, policy: str) -> list[str]:
+        """What happened to conversations that did not go through whole, as log lines (none if all did)."""
+        count = self.by_status
+        lines = []
+        long = count.get("split", 0) + count.get("truncated", 0) + count.get("dropped", 0)
+        if long or self.lost:
+            first = self.dropped_rows[:10]
+            lines.append(f"{long} of {self.conversations} conversations longer than sequence_len={sequence_len} "
+                         f"(overflow: {policy}): {count.get('split', 0)} split into {self.windows} windows, "
+                         f"{count.get('truncated', 0)} truncated, {count.get('dropped', 0)} dropped"
+                         + (f" (rows {', '.join(map(str, first))}{', ...' if len(self.dropped_rows) > 10 else ''})"
+                            if first else "") + f"; assistant turns lost: {self.lost}")
+        if count.get("skipped"):
+            lines.append(f"skipped {count['skipped']} of {self.conversations} rows that cannot be labelled "
+                         "exactly (on_unlabelable: skip; each is logged above with its row index)")
+        return lines

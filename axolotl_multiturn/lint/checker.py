@@ -7,6 +7,7 @@ checks; the python `jsonschema` validator and the column locator run only for li
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ _CONTROL = re.compile("|".join(re.escape(s) for s in sorted(CONTROL_STRINGS, key
 #: out; the few others are looked for whole.
 _CONTROL_OTHER = re.compile("|".join(re.escape(s) for s in CONTROL_STRINGS if not s.startswith("<")).encode())
 _UNICODE_ESCAPE = re.compile(rb"\\u")  # a regex finds this two-byte needle faster than `in` does
+#: Every key of a JSON object ends in `"` then `:`; a string may too, so more matches than the parsed
+#: object has keys is only a reason to look (a duplicate key collapses into one in the parsed object).
+_KEY_END = re.compile(rb'"\s*:')
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,12 @@ class LineChecker:
             obj = orjson.loads(raw)  # JSON whitespace includes the line ending, CR too
         except orjson.JSONDecodeError as error:
             return [self._unparsable(number, raw.rstrip(b"\n").removesuffix(b"\r"), error)]
+        if len(_KEY_END.findall(raw)) > _key_count(obj):
+            duplicates = list(_duplicate_keys(raw))
+            if duplicates:
+                return [self.finding(number, "MT006", f"key {key!r} appears twice in one object; a loader keeps "
+                                                      "one of them silently", pointer, column)
+                        for key, pointer, column in duplicates]
         if not isinstance(obj, dict):
             return [self.finding(number, "MT003", "expected a JSON object with a 'messages' list, got "
                                                   f"{type(obj).__name__ if obj is not None else 'null'}", column=1)]
@@ -75,6 +85,10 @@ class LineChecker:
             column = len(raw[:bad.start].decode("utf-8", "replace")) + 1
             return self.finding(number, "MT001", f"invalid UTF-8 byte {raw[bad.start]:#04x}; save the file "
                                                  "as UTF-8", column=column)
+        if "\r" in text:
+            return self.finding(number, "MT002", "the file ends lines with a bare carriage return (CR, classic "
+                                                 "Mac line endings); save it with LF or CRLF line endings",
+                                column=text.index("\r") + 1)
         if text.startswith("\ufeff"):
             return self.finding(number, "MT002", "invalid JSON: the line starts with a byte order mark; save the "
                                                  "file as UTF-8 without BOM", column=1)
@@ -86,6 +100,8 @@ class LineChecker:
         # unless it escapes characters (then always look).
         if b"<" in raw or _UNICODE_ESCAPE.search(raw) or _CONTROL_OTHER.search(raw):
             findings += self._control_strings(number, raw, messages)
+        if b"\\u0000" in raw:
+            findings += self._nul(number, raw, messages)
         last = messages[-1].get("role")
         if last in ("user", "tool") and len(messages) > 1:
             pointer = f"/messages/{len(messages) - 1}"
@@ -104,6 +120,15 @@ class LineChecker:
                 yield self.finding(number, "MT302", f"{message.get('role')} {field} contains the control "
                                                     f"string {match.group()!r}, which a chat template may read "
                                                     "as turn markup", pointer, _column(raw, pointer))
+
+    def _nul(self, number: int, raw: bytes, messages: list[dict[str, Any]]) -> Iterator[Finding]:
+        for i, message in enumerate(messages):
+            for field in ("content", "reasoning_content", "reasoning"):
+                if isinstance(message.get(field), str) and "\x00" in message[field]:
+                    pointer = f"/messages/{i}/{field}"
+                    yield self.finding(number, "MT305", f"{message.get('role')} {field} holds a NUL character "
+                                                        "(\\u0000); tokenizers and some loaders truncate or drop "
+                                                        "text at it", pointer, _column(raw, pointer))
 
     def _duplicate(self, number: int, messages: list[dict[str, Any]]) -> list[Finding]:
         digest = hashlib.sha1(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS), usedforsecurity=False).digest()
@@ -131,8 +156,56 @@ def _json_message(error: orjson.JSONDecodeError, text: str) -> str:
     return f"invalid JSON: {reason}"
 
 
+def _key_count(value: Any) -> int:
+    """Keys in all the objects of a parsed JSON value."""
+    count, stack = 0, [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            count += len(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
+class _Pairs(dict):
+    """An object as the python json parser saw it, remembering keys that came twice."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> _Pairs:
+    out = _Pairs(pairs)
+    keys = [k for k, _ in pairs]
+    out.duplicates = tuple(dict.fromkeys(k for k in keys if keys.count(k) > 1))
+    return out
+
+
+def _duplicate_keys(raw: bytes) -> Iterator[tuple[str, str, int | None]]:
+    """(key, pointer of its object, column of its second occurrence) for each duplicated key."""
+    text = raw.decode("utf-8")
+    stack: list[tuple[str, Any]] = [("", json.loads(text, object_pairs_hook=_pairs))]
+    while stack:
+        pointer, node = stack.pop()
+        if isinstance(node, _Pairs):
+            start = (locate.column(text, pointer) or 1) - 1
+            for key in node.duplicates:
+                found = [m.start() for m in re.finditer(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:",
+                                                        text[start:])]
+                yield key, pointer, start + found[1] + 1 if len(found) > 1 else None
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((f"{pointer}/{str(k).replace('~', '~0').replace('/', '~1')}", v) for k, v in children)
+
+
 def check_lines(path: str, lines: Iterable[bytes]) -> Iterator[Finding]:
-    """Findings of one file given as its lines (an open binary file streams, a line at a time)."""
+    """Findings of one file given as its lines (an open binary file streams, a line at a time); a file
+    without a conversation is a finding too (the hosted checker's "File is empty")."""
     checker = LineChecker(path)
+    empty = True
     for number, raw in enumerate(lines, start=1):
+        empty = empty and not raw.strip()
         yield from checker.check(number, raw)
+    if empty:
+        yield checker.finding(1, "MT005", "the file holds no conversation (it is empty or only blank lines)",
+                              column=1)

@@ -1,10 +1,13 @@
-"""`check-chat-jsonl FILE...`: exit 0 when no errors, 1 when errors, 2 on usage or I/O errors."""
+"""`check-chat-jsonl FILE...` (`-`: standard input): exit 0 when no errors, 1 when errors, 2 on usage or I/O
+errors (each also a finding, MT004)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from axolotl_multiturn.lint.checker import Finding, check_lines
 from axolotl_multiturn.lint.reporters import REPORTERS, statistics
@@ -23,7 +26,7 @@ def _codes(value: str) -> frozenset[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="check-chat-jsonl",
                                 description="Check chat JSONL files (one conversation per line).")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="JSONL files; - reads standard input")
     p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="output format (default: text)")
     p.add_argument("--select", type=_codes, default=frozenset(RULES), metavar="CODES",
                    help="only these rule codes or prefixes, comma-separated (e.g. MT1,MT203)")
@@ -36,33 +39,38 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stream(path: str) -> BinaryIO:
+    """The file's bytes; `-` is standard input (left open)."""
+    return contextlib.nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")  # type: ignore[return-value]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
         parser().error("--max-errors must be at least 1")
     failing = {"error", "warning"} if args.strict else {"error"}
-    findings: list[Finding] = []
+    reporter = REPORTERS[args.format](sys.stdout)
     io_error = False
     failures = 0
     for path in args.files:
         try:
-            with open(path, "rb") as stream:
+            with _stream(path) as stream:
                 for finding in check_lines(path, stream):
                     if not matches(finding.code, args.select) or matches(finding.code, args.ignore):
                         continue
-                    findings.append(finding)
+                    reporter.add(finding)
                     failures += finding.severity in failing
                     if args.max_errors is not None and failures >= args.max_errors:
                         break
-        except OSError as error:
-            print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
+        except OSError as error:  # reported whatever --select says: exit 2 always names its reason
+            reporter.add(Finding(path, 1, 1, "MT004", "error", f"cannot read: {error.strerror or error}"))
             io_error = True
         if args.max_errors is not None and failures >= args.max_errors:
             print(f"stopped after {failures} failing findings (--max-errors {args.max_errors})", file=sys.stderr)
             break
-    REPORTERS[args.format](findings, sys.stdout)
+    reporter.close()
     if args.statistics:
-        statistics(findings, sys.stdout if args.format == "text" else sys.stderr)
+        statistics(reporter.codes, sys.stdout if args.format == "text" else sys.stderr)
     if io_error:
         return 2
     return 1 if failures else 0

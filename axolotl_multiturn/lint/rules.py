@@ -19,6 +19,9 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
     Rule("MT001", "error", "line is not valid UTF-8"),
     Rule("MT002", "error", "line is not valid JSON (NaN and Infinity are not JSON)"),
     Rule("MT003", "error", "line is not a JSON object"),
+    Rule("MT004", "error", "the file cannot be read (missing, a directory, no permission)"),
+    Rule("MT005", "error", "the file holds no conversation (empty, or only blank lines)"),
+    Rule("MT006", "error", "a key appears twice in one JSON object (loaders keep one silently)"),
     Rule("MT101", "error", "a required field is missing (`messages`, `role`, `content`)"),
     Rule("MT102", "error", "a field has the wrong type"),
     Rule("MT103", "error", "unknown role (allowed: system, user, assistant, tool)"),
@@ -51,6 +54,7 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
     Rule("MT302", "warning", "content contains a chat-template control string (e.g. <|im_end|>, [INST])"),
     Rule("MT303", "warning", "exact duplicate of an earlier conversation in the file"),
     Rule("MT304", "warning", "blank line"),
+    Rule("MT305", "warning", "a text holds a NUL character (\\u0000)"),
 )}
 
 

@@ -59,9 +59,10 @@ def summary_tables(summary: Summary) -> str:
 
     totals = [("conversations", f"{summary.conversations:,}"), ("rows skipped", f"{summary.skipped:,}"),
               *((line.split(": ", 1)[0], line.split(": ", 1)[1]) for line in summary.parity_lines()),
-              *((f"{k} (longer than sequence_len)", f"{summary.outcomes[k]:,}")
-                for k in ("split", "truncated", "dropped") if summary.outcomes.get(k)),
-              *((("assistant turns lost", f"{summary.lost:,}"),) if summary.lost else ()),
+              *((f"{k} (longer than sequence_len)", f"{summary.outcomes.by_status[k]:,}")
+                for k in ("split", "truncated", "dropped") if summary.outcomes and summary.outcomes.by_status.get(k)),
+              *((("windows", f"{summary.outcomes.windows:,}"), ("assistant turns lost", f"{summary.outcomes.lost:,}"))
+                if summary.outcomes and (summary.outcomes.windows or summary.outcomes.lost) else ()),
               ("tokens", f"{summary.tokens:,}"), ("trained tokens", f"{summary.trained:,}"),
               ("masking", summary.mode.value)]
     head = "<tr><th>{}</th><th>trained</th><th>tokens</th><th>trained share</th></tr>"

@@ -16,10 +16,12 @@ import numpy as np
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
 from axolotl_multiturn.engine.render import Kind
+from axolotl_multiturn.engine.windows import Outcomes
 
 GROUPS = ("system", "user", "assistant", "tool", "template")  # by role; a whole generation is assistant
 CLASSES = tuple(kind.name.lower() for kind in Kind)  # template, content, closing, reasoning, tool_call, markup
 PARITY = ("extra", "no_parity", "outside", "untrained")  # per conversation, from `Labelled`
+GONE = ("dropped", "skipped", "blank")  # statuses of a conversation's empty bookkeeping row
 
 
 @dataclass
@@ -27,17 +29,23 @@ class Summary:
     source: str
     mode: Mode
     decision: AutoDecision | None
-    conversations: int = 0
-    skipped: int = 0
+    outcomes: Outcomes | None = None  # what became of each conversation (the preprocessing log's numbers)
+    sequence_len: int = 0
+    overflow: str = "split"
     by_role: dict[str, list[int]] = field(default_factory=dict)  # group -> [trained, tokens]
     by_class: dict[str, list[int]] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)
     trained_fraction: list[float] = field(default_factory=list)
-    outcomes: dict[str, int] = field(default_factory=dict)  # conversations per status: fits, split, ...
-    windows: int = 0  # training rows made from split conversations
-    lost: int = 0  # trainable assistant turns no window trains
     parity: dict[str, int] = field(default_factory=dict)  # PARITY counts, and `affected` conversations
     extra_tokens: int = 0  # tokens in the rows added for parity
+
+    @property
+    def conversations(self) -> int:
+        return self.outcomes.conversations if self.outcomes else 0
+
+    @property
+    def skipped(self) -> int:
+        return self.outcomes.by_status.get("skipped", 0) if self.outcomes else 0
 
     @property
     def tokens(self) -> int:
@@ -64,17 +72,12 @@ class Summary:
             out.append(f"{self.source}: {self.decision.describe()}")
         out.append(f"{self.source}: trained by role: " + ", ".join(
             f"{g} {percent(*self.by_role[g])}" for g in GROUPS if self.by_role.get(g, [0, 0])[1]))
-        long = {k: v for k, v in self.outcomes.items() if k in ("split", "truncated", "dropped")}
-        if long:
-            out.append(f"{self.source}: longer than sequence_len: " + ", ".join(f"{v} {k}" for k, v in long.items())
-                       + (f" ({self.windows} windows)" if self.windows else "")
-                       + f"; assistant turns lost: {self.lost}")
+        if self.outcomes:
+            out.extend(f"{self.source}: {line}" for line in self.outcomes.lines(self.sequence_len, self.overflow))
         calls = self.by_class.get("tool_call", [0, 0])[0]
         if calls:
             out.append(f"{self.source}: tool-call text is {percent(calls, self.trained)} of trained tokens")
         out.extend(f"{self.source}: {line}" for line in self.parity_lines())
-        if self.skipped:
-            out.append(f"{self.source}: {self.skipped} rows skipped (cannot be labelled exactly)")
         return out
 
     def parity_lines(self) -> list[str]:
@@ -137,19 +140,14 @@ def summarize(strategy: Any, dataset: Any, num_proc: int | None = None) -> Summa
     counts = dataset.map(lambda batch, indices: row_counts(strategy, batch, indices), with_indices=True,
                          batched=True, batch_size=1000, num_proc=num_proc, remove_columns=dataset.column_names,
                          desc="axolotl_multiturn: summary")
-    statuses: dict[str, set[int]] = {}
-    for source, status in zip(counts["source"], counts["status"]):
-        statuses.setdefault(status, set()).add(source)
-    outcomes = {status: len(sources) for status, sources in statuses.items()}
-    counts = counts.filter(lambda status: status not in ("dropped", "skipped"), input_columns="status")
+    outcomes = Outcomes.count(counts["source"], counts["status"], counts["lost"], counts["extra"])
+    counts = counts.filter(lambda status: status not in GONE, input_columns="status")
     extra = np.asarray(counts["extra"], dtype=bool)
     parity = {p: int(np.sum(counts[p])) for p in PARITY}
     touched = extra | (np.asarray(counts["untrained"]) > 0)
     parity["affected"] = len(set(np.asarray(counts["source"])[touched].tolist()))
-    summary = Summary(strategy.source, strategy.mode, strategy.decision, conversations=len(dataset),
-                      skipped=outcomes.get("skipped", 0), outcomes=outcomes,
-                      windows=sum(1 for status, e in zip(counts["status"], extra) if status == "split" and not e),
-                      lost=sum(counts["lost"]), parity=parity,
+    summary = Summary(strategy.source, strategy.mode, strategy.decision, outcomes, strategy.sequence_len,
+                      strategy.options.overflow, parity=parity,
                       extra_tokens=int(np.asarray(counts["tokens"])[extra].sum()) if len(extra) else 0)
     if len(counts):
         for g in GROUPS:
