@@ -74,6 +74,8 @@ def local_jsonl(entry: dict[str, Any], preflight: bool) -> None:
     path = Path(str(entry.get("path") or ""))
     if entry.get("ds_type") or entry.get("data_files") or path.suffix != ".jsonl" or not path.is_file():
         return
+    if not path.stat().st_size:  # datasets cannot load it at all, preflight or not
+        raise ConfigError(f"{path}: the dataset file is empty (MT005); add conversations, one JSON object a line")
     if preflight:
         with open(path, "rb") as stream:
             errors = [f for f in check_lines(str(path), stream) if f.severity == "error"]
