@@ -25,7 +25,7 @@ from axolotl_multiturn.engine.conversation import (Conversation, InvalidConversa
                                                    parse_conversation, without_nulls)
 from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
 from axolotl_multiturn.engine.markers import STOP_STRINGS
-from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, message_trained
+from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_hosted, message_trained
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.rows import Parity, parity_rows
 from axolotl_multiturn.engine.windows import Outcomes, Overflow, TooLong, fit
@@ -126,7 +126,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         self.source = source
         # The mode that labels rows; for `auto` it is set by `decide_auto` before any row is labelled.
         # It is part of this object's pickled state, hence of the datasets map fingerprint.
-        self.mode: Mode | None = None if options.masking is Mode.AUTO else options.masking
+        self.mode: Mode | None = None if options.masking.scans else options.masking
         self.decision: AutoDecision | None = None
         self._warned: set[tuple[int, str]] = set()
 
@@ -210,7 +210,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         cannot be labelled exactly raises a RowError naming it, or with `on_unlabelable: skip` comes back
         as status skipped; a dropped one as status dropped (no item)."""
         if self.mode is None:
-            raise ConfigError(f"{self.source}: masking is auto, but the dataset was not scanned; "
+            raise ConfigError(f"{self.source}: masking is {self.options.masking.value}, but the dataset was not scanned; "
                               "load it through axolotl (or call decide_auto) first")
         conversations = self.conversations(batch, indices)
         lines = self.lines(batch)
@@ -298,8 +298,9 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         texts = [[m.content or "", m.reasoning or "", *(json.dumps(c.arguments) for c in m.tool_calls)]
                  for c in conversations for m in c.messages]
         lengths = iter(self.tokenizer(["".join(t) for t in texts], add_special_tokens=False)["input_ids"])
-        out: dict[str, list] = {"non_assistant": [], "assistant": []}
+        out: dict[str, list] = {"non_assistant": [], "assistant": [], "weighted": []}
         for conversation in conversations:
+            out["weighted"].append(any(m.weight is not None for m in conversation.messages))
             counts = {"non_assistant": 0, "assistant": 0}
             for message in conversation.messages:
                 counts["assistant" if message.role == "assistant" else "non_assistant"] += len(next(lengths))
@@ -311,8 +312,11 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         counts = dataset.map(self.content_token_counts, with_indices=True, batched=True, batch_size=1000,
                              num_proc=num_proc, remove_columns=dataset.column_names,
                              desc="axolotl_multiturn: masking auto statistics")
-        decision = decide(len(counts), int(np.sum(counts["non_assistant"])), int(np.sum(counts["assistant"])),
-                          self.options.auto)
+        if self.options.masking is Mode.HOSTED_AUTO:
+            decision = decide_hosted(len(counts), any(counts["weighted"]))
+        else:
+            decision = decide(len(counts), int(np.sum(counts["non_assistant"])), int(np.sum(counts["assistant"])),
+                              self.options.auto)
         self.mode, self.decision = decision.mode, decision
         return decision
 
@@ -328,7 +332,8 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         strategy = self.strategy
         if isinstance(dataset, IterableDataset):
             if strategy.mode is None:
-                raise ConfigError(f"{strategy.source}: masking auto needs the whole dataset to decide; "
+                raise ConfigError(f"{strategy.source}: masking {strategy.options.masking.value} needs the whole "
+                                  "dataset to decide; "
                                   "with a streaming dataset set masking to instruction or boilerplate")
             return dataset.map(strategy.tokenize_rows, with_indices=True, batched=True,
                                remove_columns=list(dataset.column_names or []))

@@ -42,7 +42,7 @@ def test_unrelated_yaml_passes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     (lambda c: c["multiturn"].update(masking="instruct"),
-     "multiturn.masking: 'instruct' is not one of none, instruction, boilerplate, auto; did you mean 'instruction'?"),
+     "multiturn.masking: 'instruct' is not one of none, instruction, boilerplate, auto, hosted_auto; did you mean 'instruction'?"),
     (lambda c: c["datasets"][0].update(maskng="none"),
      "datasets[0].maskng: unknown key for type axolotl_multiturn.chat; did you mean 'masking'?"),
     (lambda c: c["datasets"][0].update(last_turn_only="yes"),

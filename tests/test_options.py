@@ -46,7 +46,7 @@ def test_carry_is_idempotent() -> None:
      "multiturn.maskng: unknown key; did you mean 'masking'? (allowed: masking, last_turn_only, stop_tokens, "
      "on_unlabelable, auto, log_summary, content_special_tokens, overflow, parity, reasoning, preflight)"),
     ({"multiturn": {"masking": "instrction"}}, {},
-     "multiturn.masking: 'instrction' is not one of none, instruction, boilerplate, auto; did you mean "
+     "multiturn.masking: 'instrction' is not one of none, instruction, boilerplate, auto, hosted_auto; did you mean "
      "'instruction'?"),
     ({}, {"masking": "everything"}, "data.jsonl.masking: 'everything' is not one of none, instruction, "
                                     "boilerplate, auto"),

@@ -19,6 +19,12 @@ class Mode(str, Enum):
     INSTRUCTION = "instruction"
     BOILERPLATE = "boilerplate"
     AUTO = "auto"
+    HOSTED_AUTO = "hosted_auto"
+
+    @property
+    def scans(self) -> bool:
+        """Decided from the whole dataset before the first row is labelled."""
+        return self in (Mode.AUTO, Mode.HOSTED_AUTO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +82,24 @@ class AutoDecision:
     ratio: float  # mean non-assistant content tokens / mean assistant content tokens
     rule: str
 
+    hosted: bool = False  # decided by the hosted API's rule (`hosted_auto`)
+
     def describe(self) -> str:
+        if self.hosted:
+            return f"masking hosted_auto -> {self.mode.value} (N={self.conversations:,} conversations; {self.rule})"
         return (f"masking auto -> {self.mode.value} (N={self.conversations:,} conversations, "
-                f"R={self.ratio:.3f} non-assistant/assistant content tokens; {self.rule})")
+                f"R={self.ratio:.3f} non-assistant/assistant content tokens; {self.rule}; decided from the "
+                "data, unlike the hosted train_on_inputs=auto, which is masking: hosted_auto)")
+
+
+def decide_hosted(conversations: int, weighted: bool) -> AutoDecision:
+    """The hosted API's train_on_inputs="auto" for conversational data: inputs masked; but when any message
+    has a weight the API sets train_on_inputs to true, so every token trains except weight-0 messages."""
+    if weighted:
+        return AutoDecision(Mode.NONE, conversations, 0.0, "a message has a weight: the hosted API then sets "
+                            "train_on_inputs=true and masks only weight-0 messages", hosted=True)
+    return AutoDecision(Mode.INSTRUCTION, conversations, 0.0, "conversational data: the hosted API masks inputs",
+                        hosted=True)
 
 
 def decide(conversations: int, non_assistant_tokens: int, assistant_tokens: int,
