@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from axolotl_multiturn.lint import locate
+from axolotl_multiturn.lint.compat import PROFILES, Profile
 from axolotl_multiturn.lint.rules import RULES, Severity
 from axolotl_multiturn.engine.markers import CONTROL_STRINGS
 from axolotl_multiturn.engine.conversation import check_conversation
@@ -42,10 +43,12 @@ class Finding:
 
 
 class LineChecker:
-    """Checks the lines of one file in order; remembers what it needs for duplicate detection."""
+    """Checks the lines of one file in order; remembers what it needs for duplicate detection; with a
+    compatibility profile, adds that service's findings."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, compat: Profile | None = None):
         self.path = path
+        self.compat = compat
         self._seen: dict[bytes, int] = {}  # digest of each valid conversation's messages -> first line
 
     def finding(self, line: int, code: str, message: str, pointer: str = "", column: int | None = None) -> Finding:
@@ -66,6 +69,14 @@ class LineChecker:
         if not isinstance(obj, dict):
             return [self.finding(number, "MT003", "expected a JSON object with a 'messages' list, got "
                                                   f"{type(obj).__name__ if obj is not None else 'null'}", column=1)]
+        if self.compat is None:
+            return self._ours(number, raw, obj)
+        theirs = [self.finding(number, code, message, pointer, _column(raw, pointer) if pointer else 1)
+                  for code, message, pointer in self.compat.line(obj)]
+        found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj) + theirs
+        return sorted(found, key=lambda f: f.column or 0)
+
+    def _ours(self, number: int, raw: bytes, obj: dict[str, Any]) -> list[Finding]:
         problems = check_conversation(obj)
         findings = [self.finding(number, p.code, p.message, p.pointer, _column(raw, p.pointer)) for p in problems]
         messages = obj.get("messages")
@@ -198,14 +209,19 @@ def _duplicate_keys(raw: bytes) -> Iterator[tuple[str, str, int | None]]:
         stack.extend((f"{pointer}/{str(k).replace('~', '~0').replace('/', '~1')}", v) for k, v in children)
 
 
-def check_lines(path: str, lines: Iterable[bytes]) -> Iterator[Finding]:
+def check_lines(path: str, lines: Iterable[bytes], compat: str | None = None) -> Iterator[Finding]:
     """Findings of one file given as its lines (an open binary file streams, a line at a time); a file
-    without a conversation is a finding too (the hosted checker's "File is empty")."""
-    checker = LineChecker(path)
-    empty = True
+    without a conversation is a finding too (the hosted checker's "File is empty"). `compat` names a
+    service whose documented checks are added (`lint.compat`)."""
+    checker = LineChecker(path, PROFILES[compat]() if compat else None)
+    empty, size = True, 0
     for number, raw in enumerate(lines, start=1):
         empty = empty and not raw.strip()
+        size += len(raw)
         yield from checker.check(number, raw)
     if empty:
         yield checker.finding(1, "MT005", "the file holds no conversation (it is empty or only blank lines)",
                               column=1)
+    if checker.compat is not None:
+        for code, message, _ in checker.compat.end(size):
+            yield checker.finding(1, code, message, column=1)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from axolotl_multiturn.lint.checker import Finding, check_lines
+from axolotl_multiturn.lint.compat import PROFILES
+from axolotl_multiturn.lint.fix import fix_file
 from axolotl_multiturn.lint.reporters import REPORTERS, statistics
 from axolotl_multiturn.lint.rules import RULES, matches
 
@@ -36,6 +38,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-errors", type=int, default=None, metavar="N",
                    help="stop after N findings that fail the check")
     p.add_argument("--statistics", action="store_true", help="print a count per rule code at the end")
+    p.add_argument("--fix", action="store_true",
+                   help="write a corrected copy next to each file (NAME.fixed.jsonl): fixable findings fixed, "
+                        "still-invalid lines left out and listed")
+    p.add_argument("--in-place", action="store_true", help="with --fix, replace the file itself (atomically)")
+    p.add_argument("--compat", choices=sorted(PROFILES), default=None,
+                   help="also report what that service's documented checks would reject (HS*/OA* codes)")
     return p
 
 
@@ -48,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
         parser().error("--max-errors must be at least 1")
+    if args.in_place and not args.fix:
+        parser().error("--in-place needs --fix")
     failing = {"error", "warning"} if args.strict else {"error"}
     reporter = REPORTERS[args.format](sys.stdout)
     io_error = False
@@ -55,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in args.files:
         try:
             with _stream(path) as stream:
-                for finding in check_lines(path, stream):
+                for finding in check_lines(path, stream, args.compat):
                     if not matches(finding.code, args.select) or matches(finding.code, args.ignore):
                         continue
                     reporter.add(finding)
@@ -69,6 +79,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stopped after {failures} failing findings (--max-errors {args.max_errors})", file=sys.stderr)
             break
     reporter.close()
+    notes = sys.stdout if args.format == "text" else sys.stderr  # machine formats stay one document
+    if args.fix:
+        for path in (p for p in args.files if p != "-"):
+            try:
+                report = fix_file(path, in_place=args.in_place)
+            except OSError as error:
+                print(f"{path}: not fixed: {error.strerror or error}", file=notes)
+                io_error = True
+                continue
+            notes.write("\n".join(report.lines_out()) + "\n")
     if args.statistics:
         statistics(reporter.codes, sys.stdout if args.format == "text" else sys.stderr)
     if io_error:

@@ -55,6 +55,27 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
     Rule("MT303", "warning", "exact duplicate of an earlier conversation in the file"),
     Rule("MT304", "warning", "blank line"),
     Rule("MT305", "warning", "a text holds a NUL character (\\u0000)"),
+    # --compat hosted: the hosted API's client-side checker (together.utils.files.check_file) and docs
+    Rule("HS101", "error", "a top-level field beside the format's own (`id`, `tools`, ...): the hosted checker "
+                           "rejects extra fields"),
+    Rule("HS102", "error", "a role other than system, user, assistant (`tool`)"),
+    Rule("HS103", "error", "a content that is not a string (null on a tool-calling turn, a list of parts)"),
+    Rule("HS104", "error", "the same role twice in a row"),
+    Rule("HS105", "warning", "a message field the hosted checker does not read (`tool_calls`, `reasoning`, ...): "
+                             "its use in training is not documented"),
+    Rule("HS106", "error", "fewer than 100 examples in the file"),
+    Rule("HS107", "error", "a line in no hosted format, in two, or in another format than the first line"),
+    Rule("HS108", "error", "a malformed preference line (`input.messages`, one assistant message in "
+                           "`preferred_output` and `non_preferred_output`) or messages list"),
+    Rule("HS109", "error", "a file larger than 4.9 GiB"),
+    # --compat openai: OpenAI's fine-tuning format checks and vision fine-tuning limits
+    Rule("OA101", "error", "a message key outside OpenAI's format (`reasoning`, `reasoning_content`, ...)"),
+    Rule("OA102", "error", "a weight on a message that is not an assistant message"),
+    Rule("OA103", "error", "fewer than 10 examples in the file"),
+    Rule("OA104", "error", "images in a message that is not a user message"),
+    Rule("OA105", "error", "more than 64 images in one example"),
+    Rule("OA106", "error", "an image larger than 10 MB"),
+    Rule("OA107", "error", "more than 50,000 examples with images"),
 )}
 
 
