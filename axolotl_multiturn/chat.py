@@ -9,7 +9,6 @@ prompt-tokenizing strategy that also works on its own.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -21,10 +20,9 @@ from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn.engine.conversation import (Conversation, InvalidConversation, Message, ToolCall,
-                                                   parse_conversation, without_nulls)
+from axolotl_multiturn.engine.conversation import (Conversation, InvalidConversation, Message, parse_conversation,
+                                                   without_nulls)
 from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
-from axolotl_multiturn.engine.markers import STOP_STRINGS
 from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_hosted, message_trained
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.rows import Parity, parity_rows
@@ -76,12 +74,9 @@ def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, 
 
 def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any],
                   options: Options) -> Encoder:
-    template = resolve_chat_template(tokenizer, cfg, ds_cfg)
-    stops = [*options.stop_tokens, *(cfg.get("eot_tokens") or []), tokenizer.eos_token,
-             *(s for s in STOP_STRINGS if s in template)]
-    kwargs = {**tokenizer.special_tokens_map, **(cfg.get("chat_template_kwargs") or {})}
-    renderer = ChatRenderer(template, kwargs, [s for s in stops if s], reasoning_field=reasoning_field(template),
-                            string_arguments=wants_string_arguments(template, kwargs))
+    renderer = ChatRenderer.for_tokenizer(tokenizer, resolve_chat_template(tokenizer, cfg, ds_cfg),
+                                          [*options.stop_tokens, *(cfg.get("eot_tokens") or [])],
+                                          cfg.get("chat_template_kwargs") or {})
     try:
         renderer.render_text(Conversation((Message("user", "probe"), Message("assistant", "probe"))))
     except TemplateRejected as error:
@@ -89,29 +84,6 @@ def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds
             raise ConfigError(f"{ds_cfg.get('path') or 'dataset'}: {error}: the tokenizer does not define it; "
                               "add it under special_tokens, or choose another chat_template") from None
     return Encoder(tokenizer, renderer, literal_content=options.content_special_tokens == "literal")
-
-
-def reasoning_field(template: str) -> str:
-    """The message key a template reads a reasoning trace from (README: per family)."""
-    for name in ("reasoning_content", "thinking", "reasoning"):
-        if re.search(rf"""(\.|\[['"]|get\(['"]){name}\b""", template):
-            return name
-    return "reasoning_content"
-
-
-def wants_string_arguments(template: str, kwargs: Mapping[str, Any]) -> bool:
-    """Whether a template needs tool-call arguments as JSON strings: it fails on the transformers
-    convention (objects) for a plain call and renders the string form (DeepSeek V3 concatenates them)."""
-    call = ToolCall("call00001", "probe", {"x": "1"})  # nine characters: Mistral checks call id lengths
-    probe = Conversation((Message("user", "probe"), Message("assistant", None, tool_calls=(call,)),
-                          Message("tool", "probe", tool_call_id=call.id), Message("assistant", "probe")))
-    for strings in (False, True):
-        try:
-            ChatRenderer(template, kwargs, string_arguments=strings).render_text(probe)
-        except TemplateRejected:
-            continue
-        return strings
-    return False
 
 
 class MultiTurnStrategy(PromptTokenizingStrategy):

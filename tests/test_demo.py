@@ -35,7 +35,7 @@ def test_coqa_configs_are_the_hosted_job(tmp_path: Path, tiny_model: Path, name:
     assert (cfg.num_epochs, cfg.learning_rate, cfg.warmup_ratio, cfg.adapter) == (3, 1e-5, 0.0, "lora")
     assert (cfg.save_strategy, cfg.save_total_limit) == ("epoch", 1)
     assert cfg.datasets[0].type == "axolotl_multiturn.chat"
-    assert cfg.datasets[0].conversation == 'axolotl_multiturn:{"masking": "auto"}'
+    assert cfg.datasets[0].conversation == 'axolotl_multiturn:{"masking": "hosted_auto"}'  # train_on_inputs=auto
     assert not cfg.use_wandb
     assert (cfg.fsdp_version == 2) == (name == "coqa-multigpu.yml")
 

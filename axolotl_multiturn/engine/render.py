@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from axolotl_multiturn.engine.conversation import Conversation, Message
+from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCall
+from axolotl_multiturn.engine.markers import STOP_STRINGS
 
 _SENTINEL_RE = re.compile("\ue000(\\d+)\ue002*\ue001")
 _CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its skeleton "
@@ -155,6 +156,29 @@ def _common_prefix(a: str, b: str) -> int:
     return len(os.path.commonprefix([a, b]))
 
 
+def reasoning_field(template: str) -> str:
+    """The message key a template reads a reasoning trace from (README: per family)."""
+    for name in ("reasoning_content", "thinking", "reasoning"):
+        if re.search(rf"""(\.|\[['"]|get\(['"]){name}\b""", template):
+            return name
+    return "reasoning_content"
+
+
+def wants_string_arguments(template: str, kwargs: Mapping[str, Any]) -> bool:
+    """Whether a template needs tool-call arguments as JSON strings: it fails on the transformers
+    convention (objects) for a plain call and renders the string form (DeepSeek V3 concatenates them)."""
+    call = ToolCall("call00001", "probe", {"x": "1"})  # nine characters: Mistral checks call id lengths
+    probe = Conversation((Message("user", "probe"), Message("assistant", None, tool_calls=(call,)),
+                          Message("tool", "probe", tool_call_id=call.id), Message("assistant", "probe")))
+    for strings in (False, True):
+        try:
+            ChatRenderer(template, kwargs, string_arguments=strings).render_text(probe)
+        except TemplateRejected:
+            continue
+        return strings
+    return False
+
+
 def _agreement(text: str, prompt: str) -> int:
     """How much of `prompt` (the text from the last earlier message to the generation prompt's end)
     `text` renders too: all of it, or their common prefix cut back to a line end or the end of a markup
@@ -198,6 +222,17 @@ class ChatRenderer:
         self.reasoning_field = reasoning_field
         self.string_arguments = string_arguments
         self._init_caches()
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any, template: str, stop_strings: Sequence[str] = (),
+                      template_kwargs: Mapping[str, Any] | None = None) -> ChatRenderer:
+        """A renderer for `template` as a model's tokenizer uses it: its special tokens as template
+        variables, its eos and the template's known end-of-turn markers as stop strings, and the reasoning
+        key and argument form the template wants."""
+        kwargs = {**tokenizer.special_tokens_map, **(template_kwargs or {})}
+        stops = [*stop_strings, tokenizer.eos_token, *(s for s in STOP_STRINGS if s in template)]
+        return cls(template, kwargs, [s for s in stops if s], reasoning_field=reasoning_field(template),
+                   string_arguments=wants_string_arguments(template, kwargs))
 
     def _init_caches(self) -> None:
         self._layout = lru_cache(maxsize=8192)(self._build_layout)

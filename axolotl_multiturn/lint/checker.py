@@ -71,7 +71,7 @@ class LineChecker:
                                                   f"{type(obj).__name__ if obj is not None else 'null'}", column=1)]
         if self.compat is None:
             return self._ours(number, raw, obj)
-        theirs = [self.finding(number, code, message, pointer, _column(raw, pointer) if pointer else 1)
+        theirs = [self.finding(number, code, message, pointer, _nearest_column(raw, pointer))
                   for code, message, pointer in self.compat.line(obj)]
         found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj) + theirs
         return sorted(found, key=lambda f: f.column or 0)
@@ -151,6 +151,17 @@ class LineChecker:
 
 def _column(raw: bytes, pointer: str) -> int | None:
     return locate.column(raw.decode("utf-8"), pointer)
+
+
+def _nearest_column(raw: bytes, pointer: str) -> int:
+    """The column of the value at `pointer`, or of the nearest enclosing value present (a missing field
+    is reported at its object)."""
+    while pointer:
+        column = _column(raw, pointer)
+        if column is not None:
+            return column
+        pointer = pointer.rsplit("/", 1)[0]
+    return 1
 
 
 def _char_column(error: orjson.JSONDecodeError, text: str) -> int:

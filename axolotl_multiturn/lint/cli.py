@@ -42,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
                    help="write a corrected copy next to each file (NAME.fixed.jsonl): fixable findings fixed, "
                         "still-invalid lines left out and listed")
     p.add_argument("--in-place", action="store_true", help="with --fix, replace the file itself (atomically)")
+    p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
+                   help="report each file's token budget with this tokenizer's chat template (needs the "
+                        "[tokens] extra)")
+    p.add_argument("--sequence-len", type=int, metavar="N",
+                   help="with --tokenizer, list the rows longer than N and what overflow: split does with them")
     p.add_argument("--compat", choices=sorted(PROFILES), default=None,
                    help="also report what that service's documented checks would reject (HS*/OA* codes)")
     return p
@@ -58,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("--max-errors must be at least 1")
     if args.in_place and not args.fix:
         parser().error("--in-place needs --fix")
+    if args.sequence_len is not None and not args.tokenizer:
+        parser().error("--sequence-len needs --tokenizer")
     failing = {"error", "warning"} if args.strict else {"error"}
     reporter = REPORTERS[args.format](sys.stdout)
     io_error = False
@@ -89,6 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 io_error = True
                 continue
             notes.write("\n".join(report.lines_out()) + "\n")
+    if args.tokenizer:
+        try:
+            from axolotl_multiturn.lint.tokens import measure
+        except ImportError as error:
+            parser().error(f"--tokenizer needs the tokens extra (pip install 'axolotl-multiturn[tokens]'): {error}")
+        for path in (p for p in args.files if p != "-"):
+            with open(path, "rb") as stream:
+                notes.write("\n".join(measure(path, stream, args.tokenizer, args.sequence_len)
+                                       .lines(args.sequence_len)) + "\n")
     if args.statistics:
         statistics(reporter.codes, sys.stdout if args.format == "text" else sys.stderr)
     if io_error:

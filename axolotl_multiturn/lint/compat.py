@@ -168,7 +168,7 @@ class OpenAI(Profile):
             urls = _images(message.get("content"))
             images += len(urls)
             if urls and role != "user":
-                yield "OA104", f"images in a {role} message; only user messages may hold images", \
+                yield "OA104", f"images in the {role} message; only user messages may hold images", \
                     f"/messages/{i}/content"
             for k, url in enumerate(urls):
                 if _data_url_bytes(url) > OPENAI_MAX_IMAGE_BYTES:
