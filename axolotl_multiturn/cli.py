@@ -31,6 +31,17 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--rows", type=int, default=3, help="conversations to show (default 3)")
     show.add_argument("--dataset", type=int, default=0, help="index of the dataset in the config (default 0)")
     show.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report")
+    side = commands.add_parser("compare", help="train the config's model once per masking mode and compare "
+                                               "(needs the [axolotl] extra)",
+                               description="Fine-tune the config's (tiny) model once per masking mode on the same "
+                                           "rows and print trained tokens, held-out loss and exact answers.")
+    side.add_argument("config", metavar="CONFIG.yml")
+    side.add_argument("--modes", default="instruction,boilerplate,none",
+                      help="comma-separated masking modes (default: instruction,boilerplate,none)")
+    side.add_argument("--steps", type=int, default=30, help="full fine-tuning steps per mode (default 30)")
+    side.add_argument("--train-rows", type=int, default=4, help="conversations trained on (default the first 4)")
+    side.add_argument("--held-out", type=int, default=2, help="last conversations held out (default 2)")
+    side.add_argument("--learning-rate", type=float, default=1e-2, help="AdamW learning rate (default 0.01)")
     return p
 
 
@@ -42,12 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(registry()[args.format], args)
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
     try:
+        from axolotl_multiturn.reports.compare import compare
         from axolotl_multiturn.reports.preview import preview
     except ImportError as error:
-        print(f"error: preview runs the training code path and needs the [axolotl] extra "
+        print(f"error: {args.command} runs the training code path and needs the [axolotl] extra "
               f"(pip install 'axolotl-multiturn[axolotl]'): {error}", file=sys.stderr)
         return 2
-
+    if args.command == "compare":
+        compare(args.config, [m.strip() for m in args.modes.split(",") if m.strip()], args.steps, args.held_out,
+                args.learning_rate, args.train_rows)
+        return 0
     preview(args.config, rows=args.rows, dataset=args.dataset, html=args.html)
     return 0
 

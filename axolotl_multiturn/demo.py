@@ -5,8 +5,12 @@
 3. lint it again with check-chat-jsonl, as a dataset repo's pre-commit hook would;
 4. `axolotl preprocess example_configs/coqa-tiny.yml`: prints the masking auto decision;
 5. show one conversation's masking, through the same strategy as training;
-6. `axolotl train example_configs/coqa-tiny.yml`: prints the loss per step, which must fall;
-7. leaves the LoRA adapter in outputs/coqa-tiny.
+6. `axolotl train example_configs/coqa-tiny.yml`: full fine-tuning, the loss per step, which must fall by
+   well over half;
+7. loads the trained model from outputs/coqa-tiny as a user would and answers questions from the training
+   stories with the chat template's generation prompt: question, expected answer, the model's answer, and
+   whether it stopped on the end-of-turn token by itself. Last line: `answers: K/M exact, K'/M stopped by
+   end-of-turn`.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ def step(text: str) -> None:
 def axolotl(command: str, config: Path) -> subprocess.CompletedProcess:
     """Run the axolotl CLI of this environment; its output streams to the terminal and is kept."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+           "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           # accelerate's launcher sets one thread when this is unset: half the CPU for a CPU run
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
     process = subprocess.Popen([str(Path(sys.executable).with_name("axolotl")), command, str(config)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -102,14 +108,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[bold red]the loss did not fall[/]")
         return 1
     console.print(f"[bold green]loss fell from {trained[0]:.3f} to {trained[-1]:.3f} over {len(trained)} steps[/]")
-
-    step("7. result")
-    adapter = OUTPUT / "adapter_model.safetensors"
-    if not adapter.is_file():
-        console.print(f"[bold red]no adapter at {adapter}[/]")
+    if trained[-1] > trained[0] / 2:
+        console.print("[bold red]the loss did not fall by half: the model has not learned the answers[/]")
         return 1
-    console.print(f"LoRA adapter: {adapter} ({adapter.stat().st_size / 1e6:.1f} MB)")
+
+    step(f"7. answer questions from the training stories with {OUTPUT}")
+    exact, stopped, asked = ask(OUTPUT, DATA, trained_rows())
+    console.print(f"answers: {exact}/{asked} exact, {stopped}/{asked} stopped by end-of-turn")
     return 0
+
+
+def ask(model_dir: Path, data: Path, rows: int, per_story: int = 2) -> tuple[int, int, int]:
+    """Greedy answers to the first questions of the stories the demo trained on, with the story and the
+    earlier turns as context: printed with the expected answer; returns (exact, stopped by end-of-turn,
+    asked)."""
+    import orjson
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from axolotl_multiturn.tiny import answer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    exact = stopped = asked = 0
+    with open(data, "rb") as stream:
+        conversations = [orjson.loads(line)["messages"] for line in stream if line.strip()][:rows]
+    for messages in conversations:
+        for turn in range(per_story):
+            context, expected = messages[:2 + 2 * turn], messages[2 + 2 * turn]["content"]
+            text, ended = answer(model, tokenizer, context)
+            reply = text.removesuffix(tokenizer.eos_token) if ended else text
+            right = ended and reply.strip() == expected.strip()
+            asked, exact, stopped = asked + 1, exact + right, stopped + ended
+            console.print(f"Q: {context[-1]['content']}\n   expected: {expected}\n   model:    {reply!r} "
+                          f"({'stopped by end-of-turn' if ended else 'no end-of-turn before the token limit'}; "
+                          f"{'[green]exact[/]' if right else '[yellow]differs[/]'})")
+    return exact, stopped, asked
+
+
+def trained_rows() -> int:
+    """How many conversations the tiny config trains on (its dataset `split`, e.g. train[:4])."""
+    import yaml
+
+    split = yaml.safe_load(CONFIG.read_text())["datasets"][0].get("split", "train")
+    match = re.fullmatch(r"train\[:(\d+)\]", split)
+    return int(match.group(1)) if match else 1_000_000
 
 
 def coqa_prompt() -> str:

@@ -52,3 +52,42 @@ def build_tiny_model(out_dir: str | Path, chat_template: str, seed: int = 0, hid
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
+
+
+def fine_tune(model, rows, steps: int, learning_rate: float, pad_token_id: int, batch_size: int = 8) -> float:
+    """Full fine-tuning of `model` on (input ids, labels) rows with AdamW, cycling through them in
+    batches; returns the last batch's loss (mean over its trained tokens)."""
+    import torch
+
+    pad = torch.nn.utils.rnn.pad_sequence
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    tensors = [(pad([torch.tensor(i) for i, _ in b], batch_first=True, padding_value=pad_token_id),
+                pad([torch.tensor(lab) for _, lab in b], batch_first=True, padding_value=-100),
+                pad([torch.ones(len(i), dtype=torch.long) for i, _ in b], batch_first=True, padding_value=0))
+               for b in batches]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for step in range(steps):
+        ids, labels, mask = tensors[step % len(tensors)]
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    return float(loss.item())
+
+
+def answer(model, tokenizer, context: Sequence[dict], max_new_tokens: int = 32) -> tuple[str, bool]:
+    """Greedy generation after the chat template's generation prompt: (the generated text, whether it
+    ended on the end-of-turn token by itself rather than at `max_new_tokens`)."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(list(context), add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    new = out[0, prompt["input_ids"].shape[1]:].tolist()
+    ended = bool(new) and new[-1] == tokenizer.eos_token_id
+    return tokenizer.decode(new), ended

@@ -47,8 +47,9 @@ STEPS = {"chatml": 120, "qwen3": 200}
 @cache
 def trained(template: str, mask_closing: bool) -> tuple[Any, float]:
     """The fine-tuned model and its last training loss (on the tokens its labels train)."""
-    steps = STEPS[template]
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    from axolotl_multiturn.tiny import fine_tune
 
     tok = template_tokenizer(template)
     torch.manual_seed(0)
@@ -56,29 +57,15 @@ def trained(template: str, mask_closing: bool) -> tuple[Any, float]:
                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, bos_token_id=None,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     model = LlamaForCausalLM(config)
-    rows = labelled(tok, mask_closing)
-    pad = torch.nn.utils.rnn.pad_sequence
-    ids = pad([torch.tensor(i) for i, _ in rows], batch_first=True, padding_value=tok.pad_token_id)
-    labels = pad([torch.tensor(lab) for _, lab in rows], batch_first=True, padding_value=-100)
-    mask = pad([torch.ones(len(i), dtype=torch.long) for i, _ in rows], batch_first=True, padding_value=0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return model.eval(), loss.item()
+    loss = fine_tune(model, labelled(tok, mask_closing), STEPS[template], 1e-2, tok.pad_token_id)
+    return model, loss
 
 
 def generate(template: str, model: Any, chat: list[dict]) -> tuple[str, bool]:
     """Greedy generation after the generation prompt: (text, whether it ended on the end-of-turn token)."""
-    tok = template_tokenizer(template)
-    prompt = tok.apply_chat_template(chat[:1], add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        out = model.generate(**prompt, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    new = out[0, prompt["input_ids"].shape[1]:].tolist()
-    return tok.decode(new), bool(new) and new[-1] == tok.eos_token_id
+    from axolotl_multiturn.tiny import answer
+
+    return answer(model, template_tokenizer(template), chat[:1], MAX_NEW_TOKENS)
 
 
 @pytest.mark.parametrize("template", ["chatml", "qwen3"])
@@ -97,3 +84,36 @@ def test_negative_control_without_closing_labels_never_stops(template: str) -> N
     for chat in CHATS:
         text, stopped = generate(template, model, chat)
         assert not stopped, text
+
+
+def test_compare_trains_once_per_mode_and_tabulates(tmp_path: Any, tiny_model: Any) -> None:
+    """`axolotl-multiturn compare`: one row per mode; trained tokens as each mode's labels count them
+    (none: every token), held-out loss finite, answers counted."""
+    import json
+
+    import yaml
+    from conftest import ROOT
+    from rich.console import Console
+
+    from axolotl_multiturn.reports.compare import compare
+
+    rows = [[{"role": "system", "content": "Answer from the story."}, *chat] for chat in CHATS] * 2
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
+    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"))
+    config["datasets"][0]["path"] = str(data)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    console = Console(file=open(tmp_path / "out.txt", "w"), width=200)
+    results = compare(path, ["instruction", "boilerplate", "none"], steps=3, held_out=2, train_rows=4,
+                      console=console)
+    tok = template_tokenizer("chatml")
+    tokens = sum(len(tok.apply_chat_template(r, tokenize=True, return_dict=False)) for r in rows[:4])
+    answers = sum(len(tok(c[1]["content"] + "<|im_end|>", add_special_tokens=False)["input_ids"]) for c in CHATS)
+    assert [(r.mode, r.tokens, r.asked) for r in results] == [("instruction", tokens, 2), ("boilerplate", tokens, 2),
+                                                               ("none", tokens, 2)]
+    assert results[0].trained_tokens == answers
+    assert results[0].trained_tokens < results[1].trained_tokens < results[2].trained_tokens == tokens
+    assert all(r.held_out_loss == r.held_out_loss and r.held_out_loss > 0 for r in results)
+    assert "held-out answers exact" in (tmp_path / "out.txt").read_text()

@@ -99,25 +99,31 @@ class Shown:
         return [(n, trained[n], total[n]) for n in [*names, "template"] if total[n]]
 
 
-def load(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any]:
-    """(strategy wrapper, the raw dataset, its config entry) as axolotl builds them for training."""
+def load_config(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any, Any]:
+    """(config, tokenizer, dataset entry, raw dataset) as axolotl builds them for training."""
     from axolotl.cli.config import load_cfg
     from axolotl.loaders import load_tokenizer
-    from axolotl.prompt_strategies import load as load_strategy
     from axolotl.utils.data.shared import load_dataset_with_config
 
-    logging.disable(logging.INFO)  # axolotl logs the whole config at INFO; keep the preview readable
+    logging.disable(logging.INFO)  # axolotl logs the whole config at INFO; keep the output readable
     try:
         cfg = load_cfg(str(config))
         if not 0 <= dataset < len(cfg.datasets or []):
             raise SystemExit(f"{config}: no dataset {dataset} (it has {len(cfg.datasets or [])})")
         ds_cfg = cfg.datasets[dataset]
         tokenizer = load_tokenizer(cfg)
-        wrapper = load_strategy(ds_cfg.type, tokenizer, cfg, ds_cfg)
         raw = load_dataset_with_config(ds_cfg, use_auth_token=False)
     finally:
         logging.disable(logging.NOTSET)
-    return wrapper, raw, ds_cfg
+    return cfg, tokenizer, ds_cfg, raw
+
+
+def load(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any]:
+    """(strategy wrapper, the raw dataset, its config entry) as axolotl builds them for training."""
+    from axolotl.prompt_strategies import load as load_strategy
+
+    cfg, tokenizer, ds_cfg, raw = load_config(config, dataset)
+    return load_strategy(ds_cfg.type, tokenizer, cfg, ds_cfg), raw, ds_cfg
 
 
 def shown(wrapper: Any, raw: Any, rows: int) -> list[Shown]:
