@@ -3,7 +3,7 @@
 1. build the tiny model (random-weight Llama, Qwen2's real vocabulary, chatml) into demo/tiny-model;
 2. convert the shipped CoQA-format sample to demo/coqa-train.jsonl (linted, written atomically);
 3. lint it again with check-chat-jsonl, as a dataset repo's pre-commit hook would;
-4. `axolotl preprocess example_configs/coqa-tiny.yml`: prints the masking auto decision;
+4. `axolotl preprocess example_configs/coqa-tiny.yml`;
 5. show one conversation's masking, through the same strategy as training;
 6. `axolotl train example_configs/coqa-tiny.yml`: full fine-tuning, the loss per step, which must fall by
    well over half;
@@ -52,7 +52,8 @@ def axolotl(command: str, config: Path) -> subprocess.CompletedProcess:
     for line in process.stdout:
         lines.append(line)
         if loss := LOSS.search(line):
-            console.print(f"step {len(losses(''.join(lines))):>3}  loss {float(loss.group(1)):.3f}")
+            step_number = len(losses("".join(lines))) * logging_steps()
+            console.print(f"step {step_number:>3}  loss {float(loss.group(1)):.3f}")
         elif "[axolotl_multiturn." in line and "examples/s" not in line:
             console.print(line.rstrip().split("] ", 3)[-1], markup=False)
     process.wait()
@@ -107,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(trained) < 2 or not trained[-1] < trained[0]:
         console.print("[bold red]the loss did not fall[/]")
         return 1
-    console.print(f"[bold green]loss fell from {trained[0]:.3f} to {trained[-1]:.3f} over {len(trained)} steps[/]")
+    console.print(f"[bold green]loss fell from {trained[0]:.3f} to {trained[-1]:.3f} over "
+                  f"{len(trained) * logging_steps()} steps[/]")
     if trained[-1] > trained[0] / 2:
         console.print("[bold red]the loss did not fall by half: the model has not learned the answers[/]")
         return 1
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def ask(model_dir: Path, data: Path, rows: int, per_story: int = 2) -> tuple[int, int, int]:
+def ask(model_dir: Path, data: Path, rows: int, per_story: int = 3) -> tuple[int, int, int]:
     """Greedy answers to the first questions of the stories the demo trained on, with the story and the
     earlier turns as context: printed with the expected answer; returns (exact, stopped by end-of-turn,
     asked)."""
@@ -143,6 +145,13 @@ def ask(model_dir: Path, data: Path, rows: int, per_story: int = 2) -> tuple[int
                           f"({'stopped by end-of-turn' if ended else 'no end-of-turn before the token limit'}; "
                           f"{'[green]exact[/]' if right else '[yellow]differs[/]'})")
     return exact, stopped, asked
+
+
+def logging_steps() -> int:
+    """The tiny config's `logging_steps`: axolotl logs the loss every that many steps."""
+    import yaml
+
+    return int(yaml.safe_load(CONFIG.read_text()).get("logging_steps") or 1)
 
 
 def trained_rows() -> int:

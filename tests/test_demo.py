@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,8 @@ def test_wandb_turns_on_from_the_environment(tmp_path: Path, tiny_model: Path, m
 
 @pytest.mark.slow
 def test_make_demo(tmp_path: Path) -> None:
-    """The demo from a directory holding only example_configs: model, data, preprocess, train, adapter."""
+    """The demo from a directory holding only example_configs: model, data, preprocess, full fine-tuning
+    whose loss falls by well over half, and a model that answers and stops on its own."""
     shutil.copytree(ROOT / "example_configs", tmp_path / "example_configs")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "COLUMNS": "120"}
@@ -57,7 +59,10 @@ def test_make_demo(tmp_path: Path) -> None:
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "wrote 12 conversations to demo/coqa-train.jsonl" in out
     assert "All checks passed!" in out
-    assert "masking auto -> boilerplate (N=12 conversations, R=3.835" in out
-    assert "«Where was the bakery?»" in out
-    assert "loss fell from 11.9" in out
-    assert (tmp_path / "outputs" / "coqa-tiny" / "adapter_model.safetensors").is_file()
+    assert "masking: instruction" in out
+    assert "«At the end of Willow Lane.<|im_end|>»" in out
+    losses = re.search(r"loss fell from ([0-9.]+) to ([0-9.]+) over 100 steps", out)
+    assert losses and float(losses.group(2)) < float(losses.group(1)) / 4, out[-2000:]
+    answers = re.search(r"answers: (\d+)/6 exact, (\d+)/6 stopped by end-of-turn", out)
+    assert answers and int(answers.group(1)) >= 4 and int(answers.group(2)) >= 5, out[-2000:]
+    assert (tmp_path / "outputs" / "coqa-tiny" / "model.safetensors").is_file()
