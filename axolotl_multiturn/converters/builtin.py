@@ -103,10 +103,24 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
                   "function_call": "assistant", "observation": "tool"}
 
 
-def _call_ids() -> Callable[[], str]:
-    """Ids for calls the source does not name: nine characters (Mistral's templates check the length)."""
-    count = iter(range(1, 100_000))
-    return lambda: f"call{next(count):05d}"
+class _Calls:
+    """Calls in a source that names no ids, and the results that answer them in order: ids are generated
+    (nine characters: Mistral's templates check the length) and handed to the results."""
+
+    def __init__(self) -> None:
+        self._numbers = iter(range(1, 100_000))
+        self._pending: list[str] = []
+
+    def calls(self, calls: list[Mapping[str, Any]], no_arguments: Any) -> list[dict[str, Any]]:
+        self._pending = [f"call{next(self._numbers):05d}" for _ in calls]
+        return [{"id": ident, "type": "function",
+                 "function": {"name": call["name"], "arguments": call.get("arguments", no_arguments)}}
+                for ident, call in zip(self._pending, calls)]
+
+    def result(self, content: Any, where: str) -> dict[str, Any]:
+        if not self._pending:
+            raise ConversionError(f"{where}: a result that answers no call")
+        return {"role": "tool", "tool_call_id": self._pending.pop(0), "content": content}
 
 
 def _json(value: Any, what: str) -> Any:
@@ -137,8 +151,7 @@ class ShareGPT(FileConverter):
         messages: list[dict[str, Any]] = []
         if item.get("system"):
             messages.append({"role": "system", "content": _text(item["system"], "system")})
-        new_id = _call_ids()
-        pending: list[str] = []
+        calls = _Calls()
         for turn, message in enumerate(item["conversations"]):
             role = SHAREGPT_ROLES.get(message.get("from"))
             if role is None:
@@ -146,21 +159,14 @@ class ShareGPT(FileConverter):
                                       f"{', '.join(SHAREGPT_ROLES)}")
             value = message.get("value")
             if message["from"] == "function_call":
-                calls = _json(value, f"turn {turn} function_call")
-                calls = calls if isinstance(calls, list) else [calls]
-                if not calls or not all(isinstance(c, Mapping) and c.get("name") for c in calls):
+                called = _json(value, f"turn {turn} function_call")
+                called = called if isinstance(called, list) else [called]
+                if not called or not all(isinstance(c, Mapping) and c.get("name") for c in called):
                     raise ConversionError(f"turn {turn}: function_call is not a call {{'name', 'arguments'}} "
                                           "or a list of them")
-                pending = [new_id() for _ in calls]
-                messages.append({"role": "assistant", "content": None, "tool_calls": [
-                    {"id": ident, "type": "function",
-                     "function": {"name": c["name"], "arguments": c.get("arguments", {})}}
-                    for ident, c in zip(pending, calls)]})
+                messages.append({"role": "assistant", "content": None, "tool_calls": calls.calls(called, {})})
             elif role == "tool":
-                if not pending:
-                    raise ConversionError(f"turn {turn}: observation answers no function_call")
-                messages.append({"role": "tool", "tool_call_id": pending.pop(0),
-                                 "content": _text(value, f"turn {turn} value")})
+                messages.append(calls.result(_text(value, f"turn {turn} value"), f"turn {turn} (observation)"))
             else:
                 messages.append({"role": role, "content": _text(value, f"turn {turn} value")})
         out: dict[str, Any] = {"messages": messages}
@@ -179,20 +185,14 @@ class OpenAI(FileConverter):
         out = {k: v for k, v in item.items() if k not in ("messages", "functions")}
         if item.get("functions"):
             out["tools"] = _tools(item["functions"])
-        new_id = _call_ids()
-        pending: list[str] = []
+        calls = _Calls()
         messages = []
         for turn, message in enumerate(item["messages"]):
             message = dict(message)
             if "function_call" in message:  # legacy: one call per assistant turn, no id
-                call = message.pop("function_call")
-                pending = [new_id()]
-                message["tool_calls"] = [{"id": pending[0], "type": "function", "function": {
-                    "name": call["name"], "arguments": call.get("arguments", "{}")}}]
+                message["tool_calls"] = calls.calls([message.pop("function_call")], "{}")
             if message.get("role") == "function":
-                if not pending:
-                    raise ConversionError(f"message {turn}: a function result answers no function_call")
-                message = {"role": "tool", "tool_call_id": pending.pop(0), "content": message.get("content")}
+                message = calls.result(message.get("content"), f"message {turn} (function result)")
             if "name" in message:
                 raise ConversionError(f"message {turn}: 'name' on a {message.get('role')} message has no place "
                                       "in the chat template; remove it or fold it into the content")
