@@ -20,8 +20,13 @@ from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn.engine.conversation import (Conversation, InvalidConversation, Message, parse_conversation,
-                                                   without_nulls)
+from axolotl_multiturn.engine.conversation import (
+    Conversation,
+    InvalidConversation,
+    Message,
+    parse_conversation,
+    without_nulls,
+)
 from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
 from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_hosted, message_trained
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError

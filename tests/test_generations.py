@@ -17,11 +17,11 @@ from functools import cache
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from axolotl.utils.chat_templates import get_chat_template
 from chats import TRAPS, strategy
-from vocabularies import MISTRAL_DATA, tokenizer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from vocabularies import tokenizer
 
 from axolotl_multiturn.engine.markers import STOP_STRINGS
 from axolotl_multiturn.tiny import qwen_tokenizer

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from axolotl.utils.data.shared import load_dataset_with_config
 from axolotl.utils.dict import DictDefault
-from datasets import Dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vocabularies import tokenizer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from axolotl_multiturn import schemas
-from axolotl_multiturn.engine.masking import AutoThresholds, Mode, decide, message_trained
 from axolotl_multiturn.engine.conversation import Message
+from axolotl_multiturn.engine.masking import AutoThresholds, Mode, decide, message_trained
 
 CONV = (Message("system", "s"), Message("user", "u"), Message("assistant", "a"), Message("user", "u2"),
         Message("assistant", "a2"))

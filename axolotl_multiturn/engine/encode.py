@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from axolotl_multiturn.engine.conversation import Conversation, Message
 from axolotl_multiturn.engine.masking import POLICIES, Mode, message_trained
-from axolotl_multiturn.engine.conversation import Message
 from axolotl_multiturn.engine.render import ChatRenderer, Kind, Plan, Rendered, Span, UnlabelableError
 
 IGNORE_INDEX = -100

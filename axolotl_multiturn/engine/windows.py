@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from axolotl_multiturn.engine.encode import Encoded
 from axolotl_multiturn.engine.conversation import Conversation, Message
+from axolotl_multiturn.engine.encode import Encoded
 
 
 class Overflow(str, Enum):

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
+from axolotl_multiturn.engine.conversation import check_conversation
+from axolotl_multiturn.engine.markers import CONTROL_STRINGS
 from axolotl_multiturn.lint import locate
 from axolotl_multiturn.lint.compat import PROFILES, Profile
 from axolotl_multiturn.lint.rules import RULES, Severity
-from axolotl_multiturn.engine.markers import CONTROL_STRINGS
-from axolotl_multiturn.engine.conversation import check_conversation
 
 _CONTROL = re.compile("|".join(re.escape(s) for s in sorted(CONTROL_STRINGS, key=len, reverse=True)))
 #: Most control strings start with '<', which JSON structure never needs: one character scan rules them

@@ -4,8 +4,8 @@ and label on hover), the summary table, and two histograms as inline SVG. No scr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from html import escape
+from typing import Any
 
 import numpy as np
 

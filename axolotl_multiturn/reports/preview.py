@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 from pathlib import Path
+from typing import Any, NamedTuple
+
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from axolotl_multiturn.reports import html as report_html
 from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
 from axolotl_multiturn.engine.render import Kind
+from axolotl_multiturn.reports import html as report_html
 from axolotl_multiturn.reports.summary import Summary, percent, summarize
 
 TRAINED_STYLE = "bold black on green3"
