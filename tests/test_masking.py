@@ -6,7 +6,7 @@ import pytest
 
 from axolotl_multiturn import schemas
 from axolotl_multiturn.engine.conversation import Message
-from axolotl_multiturn.engine.masking import AutoThresholds, Mode, decide, message_trained
+from axolotl_multiturn.engine.masking import AutoThresholds, Mode, decide, decide_hosted, message_trained
 
 CONV = (Message("system", "s"), Message("user", "u"), Message("assistant", "a"), Message("user", "u2"),
         Message("assistant", "a2"))
@@ -49,7 +49,9 @@ def test_auto_thresholds_are_configurable() -> None:
 def test_describe_states_decision_and_numbers() -> None:
     assert decide(1234, 2310, 1000).describe() == (
         "masking auto -> boilerplate (N=1,234 conversations, R=2.310 non-assistant/assistant content tokens; "
-        "R >= 1.0)")
+        "R >= 1.0; decided from the data, unlike the hosted train_on_inputs=auto, which is masking: hosted_auto)")
+    assert decide_hosted(12, weighted=False).describe() == (
+        "masking hosted_auto -> instruction (N=12 conversations; conversational data: the hosted API masks inputs)")
 
 
 def test_defaults_match_the_schema() -> None:
