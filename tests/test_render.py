@@ -117,3 +117,18 @@ def test_renderer_pickles_and_renders_after() -> None:
 
     renderer = pickle.loads(pickle.dumps(ChatRenderer(CHATML, {}, ("<|im_end|>",))))
     assert render(CHATML, renderer=renderer).spans[2] == Span(17, 19, Kind.CONTENT, 0)
+
+
+def test_skeleton_store_is_bounded_and_evictions_are_harmless(monkeypatch) -> None:
+    """Agent data can have a skeleton per row: the store keeps the most recent, and a plan whose skeleton
+    was evicted still renders (each call puts its own skeleton back first)."""
+    from axolotl_multiturn.engine import render as module
+
+    monkeypatch.setattr(module, "SKELETONS", 2)
+    renderer = ChatRenderer(CHATML, {}, ("<|im_end|>",))
+    plans = [renderer.plan(Conversation(tuple(Message("user" if i % 2 == 0 else "assistant", f"m{i}")
+                                              for i in range(n)))) for n in range(2, 7)]
+    assert len(renderer._skeletons) == 2
+    for plan in plans:
+        assert renderer.render(plan).text == renderer.render_text(plan.conversation)
+        assert renderer.served(plan, len(plan.conversation))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -30,6 +31,7 @@ from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCal
 from axolotl_multiturn.engine.markers import STOP_STRINGS
 
 _SENTINEL_RE = re.compile("\ue000(\\d+)\ue002*\ue001")
+SKELETONS = 16384  # skeletons kept for the caches' misses
 _CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its skeleton "
                       "(template logic that depends on a text, not only on the conversation's structure)")
 
@@ -110,19 +112,21 @@ class Layout:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
-    """A conversation's skeleton: the texts that fill its slots and the key its analysis is cached by."""
-
-    conversation: Conversation
-    leaves: tuple[tuple[int, Leaf, str], ...]  # (message, kind, real text) per sentinel number
-    key: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class _Skeleton:
     conversation: Conversation  # every free text a sentinel
     owners: tuple[tuple[int, ...], ...]  # per sentinel: its message (a call id: then the tool message)
     kinds: tuple[Leaf, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A conversation, the texts that fill its skeleton's slots, the key the skeleton's renders are cached
+    by, and the skeleton itself."""
+
+    conversation: Conversation
+    leaves: tuple[tuple[int, Leaf, str], ...]  # (message, kind, real text) per sentinel number
+    key: tuple[Any, ...]
+    skeleton: _Skeleton
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +198,9 @@ def _agreement(text: str, prompt: str) -> int:
 def _trim_variants(text: str, kind: Leaf) -> tuple[str, ...]:
     """What a template may turn a text into: itself, trimmed (Jinja `trim`, Python strip, strip('\\n')),
     or JSON-escaped (`tojson` of a string, without its quotes)."""
-    escaped = json.dumps(text, ensure_ascii=False)[1:-1]
     if kind is Leaf.ID:
         return (text,)
+    escaped = json.dumps(text, ensure_ascii=False)[1:-1]
     if kind is Leaf.ARGUMENT:
         return tuple(dict.fromkeys((text, escaped)))
     variants = (text, text.strip(), text.rstrip(), text.lstrip(), text.strip("\n"), text.lstrip("\n"),
@@ -209,7 +213,7 @@ class ChatRenderer:
 
     `reasoning_field` is the message key the template reads a reasoning trace from; `string_arguments`
     passes tool-call arguments as JSON strings to templates that concatenate them (DeepSeek V3) instead of
-    the transformers convention (objects). Both are decided once per template by `probe`.
+    the transformers convention (objects). `for_tokenizer` decides both once per template.
     """
 
     def __init__(self, chat_template: str, template_kwargs: Mapping[str, Any],
@@ -238,7 +242,9 @@ class ChatRenderer:
         self._layout = lru_cache(maxsize=8192)(self._build_layout)
         self._turn = lru_cache(maxsize=16384)(self._build_turn)
         self._skeleton_text = lru_cache(maxsize=16384)(self._render_skeleton)
-        self._skeletons: dict[tuple[Any, ...], Conversation] = {}
+        # Skeletons by key, for the caches' misses; bounded (agent data can have a shape per row), and
+        # every method refreshes its plan's entry first, so an evicted key is never looked up.
+        self._skeletons: OrderedDict[tuple[Any, ...], _Skeleton] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         # Caches do not pickle (datasets' multi-process map pickles us); they refill in each process.
@@ -326,11 +332,22 @@ class ChatRenderer:
             shape.append((m.role, content is None, reasoning is None, tuple(call_shapes), answer_shape))
         tools = json.dumps(conversation.tools, sort_keys=True) if conversation.tools is not None else None
         key = (tuple(shape), tools)
-        if key not in self._skeletons:
+        known = self._skeletons.get(key)
+        if known is None:
             owners = tuple((leaf[0], answering[n]) if n in answering else (leaf[0],) for n, leaf in enumerate(leaves))
-            self._skeletons[key] = _Skeleton(Conversation(tuple(skeleton), conversation.tools), owners,
-                                             tuple(leaf[1] for leaf in leaves))
-        return Plan(conversation, tuple(leaves), key)
+            known = _Skeleton(Conversation(tuple(skeleton), conversation.tools), owners,
+                              tuple(leaf[1] for leaf in leaves))
+        plan = Plan(conversation, tuple(leaves), key, known)
+        self._remember(plan)
+        return plan
+
+    def _remember(self, plan: Plan) -> None:
+        """Make `plan`'s skeleton available to the caches (most recently used; the oldest beyond the
+        bound are forgotten)."""
+        self._skeletons[plan.key] = plan.skeleton
+        self._skeletons.move_to_end(plan.key)
+        while len(self._skeletons) > SKELETONS:
+            self._skeletons.popitem(last=False)
 
     def _render_skeleton(self, key: tuple[Any, ...], count: int, generation_prompt: bool) -> str:
         skeleton = self._skeletons[key].conversation
@@ -387,11 +404,13 @@ class ChatRenderer:
         return Turn(own[:end], reason)
 
     def turn(self, plan: Plan, i: int) -> Turn:
+        self._remember(plan)
         return self._turn(plan.key, i)
 
     def served(self, plan: Plan, count: int) -> frozenset[int]:
         """Assistant turns that the render of the first `count` messages trains in their inference
         context (string comparison of skeleton renders; no tokenization)."""
+        self._remember(plan)
         text = self._skeleton_text(plan.key, count, False)
         return frozenset(i for i, m in enumerate(plan.conversation.messages[:count])
                          if m.role == "assistant" and text.startswith(self._turn(plan.key, i).target))
@@ -452,6 +471,7 @@ class ChatRenderer:
     def render(self, plan: Plan, count: int | None = None) -> Rendered:
         """The first `count` messages (all by default) rendered, every character classified."""
         count = len(plan.conversation) if count is None else count
+        self._remember(plan)
         layout = self._layout(plan.key, count)
         text = self.render_text(plan.conversation.replace(plan.conversation.messages[:count]))
         spans: list[Span] = []
