@@ -223,9 +223,10 @@ def _letter(message: Mapping[str, Any]) -> str:
 def structure_problems(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None,
                        calls: bool = True) -> Iterator[Problem]:
     """Turn order, and with `calls` the tool-call pairing (which needs every call well formed)."""
-    letters = "".join([_letter(m) for m in messages])
-    if not messages or _GOOD_ORDER.fullmatch(letters):
+    letters = "".join([m["role"][0] for m in messages])
+    if not messages or (_GOOD_ORDER.fullmatch(letters) and not any("tool_calls" in m for m in messages)):
         return
+    letters = "".join([_letter(m) for m in messages])
     yield from _order_problems(messages, letters)
     if calls:
         yield from _call_problems(messages, tools)
