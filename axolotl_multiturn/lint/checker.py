@@ -190,14 +190,15 @@ def _key_count(value: dict[str, Any] | list[Any]) -> int:
 
 
 def _may_repeat_a_key(raw: bytes, obj: dict[str, Any]) -> bool:
-    """Whether the line may hold a key twice (the parsed object keeps one). Each key is written `"...":`
-    or with whitespace before the colon; strings may hold `":` too. So where no key has whitespace before
-    its colon, as many `":` as parsed keys means no key repeats; only other lines are counted exactly, and
-    only lines with more key ends than keys are parsed again to find the repeated key."""
-    keys = _key_count(obj)
-    if raw.count(b'":') == keys and b" :" not in raw and b"\t:" not in raw and b"\r:" not in raw:
-        return False
-    return len(_KEY_END.findall(raw)) > keys
+    """Whether the line may hold a key twice (the parsed object keeps one of them).
+
+    orjson writes the parsed object back with every key as `"key":` and every string's quotes as `\\"`,
+    as a line usually is: then the two hold `":` equally often unless a key was repeated (and dropped).
+    A line that writes a key with whitespace before its colon, or a quote as `\\u0022`, is counted exactly
+    instead. Lines with more key ends than keys are parsed again to find the repeated key."""
+    if b" :" in raw or b"\t:" in raw or b"\r:" in raw or b"\\u0022" in raw:
+        return len(_KEY_END.findall(raw)) > _key_count(obj)
+    return raw.count(b'":') != orjson.dumps(obj).count(b'":')
 
 
 class _Pairs(dict):
