@@ -88,12 +88,14 @@ TEMPLATE_SPECIALS = {
     "gemma4": ("<bos>", "<eos>", "<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|tool_response>",
                "<tool_response|>", "<|tool>", "<tool|>", "<|channel>", "<channel|>", "<|\"|>", "<|think|>"),
     "jamba": ("<|startoftext|>", "<|bom|>", "<|eom|>"),
+    "phi_4": ("<|im_sep|>",),
 }
 TOKENS = {"llama4": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot|>"},
           "deepseek_v3": {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>"},
           "exaone4": {"eos_token": "[|endofturn|]"},
           "gemma4": {"bos_token": "<bos>", "eos_token": "<turn|>"},
-          "jamba": {"bos_token": "<|startoftext|>", "eos_token": "<|eom|>"}}
+          "jamba": {"bos_token": "<|startoftext|>", "eos_token": "<|eom|>"},
+          "phi_4": {"eos_token": "<|im_end|>"}}
 
 
 @cache
@@ -175,7 +177,7 @@ CANNOT = {
     ("deepseek_v3", "reasoning"): "no reasoning field",
 }
 TEMPLATES = ["qwen_25", "qwen3", "qwen3_5", "llama4", "mistral_v3_tekken", "deepseek_v3", "command_a_tool_use",
-             "exaone4", "jamba", "gemma4"]
+             "exaone4", "jamba", "gemma4", "phi_4"]
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
