@@ -139,8 +139,10 @@ class Turn:
     no_parity: str | None
 
 
+@lru_cache(maxsize=65536)
 def _sentinel(n: int, length: int | None = None) -> str:
-    """Sentinel n; padded to `length` characters where a template checks a text's length (call ids)."""
+    """Sentinel n; padded to `length` characters where a template checks a text's length (call ids).
+    Memoised: every row of a shape asks for the same ones."""
     core = f"\ue000{n}"
     return core + "\ue002" * max(0, (length or 0) - len(core) - 1) + "\ue001"
 
@@ -403,9 +405,10 @@ class ChatRenderer:
                   "the template renders the conversation before it differently at inference")
         return Turn(own[:end], reason)
 
-    def turn(self, plan: Plan, i: int) -> Turn:
+    def turns(self, plan: Plan, indices: Sequence[int]) -> dict[int, Turn]:
+        """Assistant turns `indices` as their own renders show them."""
         self._remember(plan)
-        return self._turn(plan.key, i)
+        return {i: self._turn(plan.key, i) for i in indices}
 
     def served(self, plan: Plan, count: int) -> frozenset[int]:
         """Assistant turns that the render of the first `count` messages trains in their inference

@@ -55,7 +55,7 @@ def parity_rows(renderer: ChatRenderer, plan: Plan, trained: Sequence[bool], par
     wanted = [i for i, m in enumerate(messages) if m.role == "assistant" and trained[i]]
     served = renderer.served(plan, len(messages))
     missing = [i for i in wanted if i not in served]
-    no_parity = {i: reason for i in wanted if (reason := renderer.turn(plan, i).no_parity)}
+    no_parity = {i: turn.no_parity for i, turn in renderer.turns(plan, wanted).items() if turn.no_parity}
     first = "; ".join(f"turn {i} has no row in its inference context ({reason}): trained as the template "
                       "renders it" for i, reason in no_parity.items())
     if not missing:
