@@ -31,7 +31,7 @@ from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
 from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_hosted, message_trained
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.rows import Parity, parity_rows
-from axolotl_multiturn.engine.windows import Outcomes, Overflow, TooLong, fit
+from axolotl_multiturn.engine.windows import GONE, Outcomes, Overflow, TooLong, fit
 from axolotl_multiturn.options import ConfigError, Options, resolve
 
 LOG = get_logger("axolotl_multiturn.chat")
@@ -42,7 +42,6 @@ FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 #: overflow, row added for parity, turns with no parity row, turns trained out of context (`off`),
 #: turns left untrained (`last`).
 STATS = ("mt_source", "mt_status", "mt_lost", "mt_extra", "mt_no_parity", "mt_outside", "mt_untrained")
-GONE = ("dropped", "skipped", "blank")  # statuses that produce no training row
 
 
 class RowError(ValueError):

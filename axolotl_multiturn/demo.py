@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 from rich.console import Console
@@ -147,18 +148,22 @@ def ask(model_dir: Path, data: Path, rows: int, per_story: int = 3) -> tuple[int
     return exact, stopped, asked
 
 
-def logging_steps() -> int:
-    """The tiny config's `logging_steps`: axolotl logs the loss every that many steps."""
+@cache
+def tiny_config() -> dict:
+    """The tiny config, read once."""
     import yaml
 
-    return int(yaml.safe_load(CONFIG.read_text()).get("logging_steps") or 1)
+    return yaml.safe_load(CONFIG.read_text())
+
+
+def logging_steps() -> int:
+    """The tiny config's `logging_steps`: axolotl logs the loss every that many steps."""
+    return int(tiny_config().get("logging_steps") or 1)
 
 
 def trained_rows() -> int:
     """How many conversations the tiny config trains on (its dataset `split`, e.g. train[:4])."""
-    import yaml
-
-    split = yaml.safe_load(CONFIG.read_text())["datasets"][0].get("split", "train")
+    split = tiny_config()["datasets"][0].get("split", "train")
     match = re.fullmatch(r"train\[:(\d+)\]", split)
     return int(match.group(1)) if match else 1_000_000
 

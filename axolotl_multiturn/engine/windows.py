@@ -28,6 +28,10 @@ class Overflow(str, Enum):
     ERROR = "error"
 
 
+#: Statuses of a conversation that gives no training row (its bookkeeping row is empty).
+GONE = ("dropped", "skipped", "blank")
+
+
 class TooLong(ValueError):
     """`overflow: error` and a conversation longer than `sequence_len`."""
 

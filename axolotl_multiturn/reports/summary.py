@@ -16,12 +16,11 @@ import numpy as np
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
 from axolotl_multiturn.engine.render import Kind
-from axolotl_multiturn.engine.windows import Outcomes
+from axolotl_multiturn.engine.windows import GONE, Outcomes
 
 GROUPS = ("system", "user", "assistant", "tool", "template")  # by role; a whole generation is assistant
 CLASSES = tuple(kind.name.lower() for kind in Kind)  # template, content, closing, reasoning, tool_call, markup
 PARITY = ("extra", "no_parity", "outside", "untrained")  # per conversation, from `Labelled`
-GONE = ("dropped", "skipped", "blank")  # statuses of a conversation's empty bookkeeping row
 
 
 @dataclass
