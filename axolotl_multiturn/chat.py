@@ -8,12 +8,15 @@ prompt-tokenizing strategy that also works on its own.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
+import pyarrow as pa
 from axolotl.prompt_tokenizers import DatasetWrappingStrategy, PromptTokenizingStrategy
 from axolotl.utils.chat_templates import get_chat_template
 from axolotl.utils.logging import get_logger
@@ -32,16 +35,20 @@ from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.rows import Parity, parity_rows
 from axolotl_multiturn.engine.windows import GONE, Outcomes, Overflow, TooLong, fit
-from axolotl_multiturn.options import ConfigError, Options, resolve
+from axolotl_multiturn.options import CARRIER_KEY, ConfigError, Options, carried, resolve
+from axolotl_multiturn.reports.summary import CATEGORIES, Summary, count_rows, from_columns, remember
 
 LOG = get_logger("axolotl_multiturn.chat")
 FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
+DEFAULT_PREPARED = "last_run_prepared"  # axolotl's dataset_prepared_path when the config sets none
 
 
 #: Bookkeeping columns of `tokenize_rows(stats=True)`: source row, overflow status, assistant turns lost to
 #: overflow, row added for parity, turns with no parity row, turns trained out of context (`off`),
 #: turns left untrained (`last`).
 STATS = ("mt_source", "mt_status", "mt_lost", "mt_extra", "mt_no_parity", "mt_outside", "mt_untrained")
+#: ... and per row its token counts by role and class, for the summary (`reports.summary.count_rows`).
+COUNTS = "mt_counts"
 
 
 class RowError(ValueError):
@@ -161,24 +168,31 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         return self.tokenize_rows(prompt, range(len(next(iter(prompt.values()), []))))
 
     def tokenize_rows(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int],
-                      stats: bool = False) -> dict[str, list]:
-        """The tokenized rows (windows, for split conversations). With `stats`, also a row per dropped or
-        skipped conversation (empty) and the columns STATS, for `wrap_dataset` to count and remove."""
-        out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
-        if stats:
-            out |= {column: [] for column in STATS}
-        for row in self.labelled(batch, indices):
-            if row.item is None and not stats:
-                continue
-            ids = row.item.input_ids.tolist() if row.item is not None else []
-            out["input_ids"].append(ids)
-            out["attention_mask"].append([1] * len(ids))
-            out["labels"].append(row.labels.tolist() if row.labels is not None else [])
-            if stats:
-                for column, value in zip(STATS, (row.index, row.status, row.lost, row.extra, row.no_parity,
-                                                 row.outside, row.untrained)):
-                    out[column].append(value)
-        return out
+                      stats: bool = False) -> dict[str, list] | pa.Table:
+        """The tokenized rows (windows, for split conversations), as lists. With `stats` (the datasets
+        path): an Arrow table, plus a row per dropped or skipped conversation (empty) and the bookkeeping
+        columns STATS, for `ChatDatasetWrapper` to count and remove."""
+        rows = [row for row in self.labelled(batch, indices) if stats or row.item is not None]
+        if not stats:
+            return {"input_ids": [row.item.input_ids.tolist() for row in rows],
+                    "attention_mask": [[1] * len(row.item.input_ids) for row in rows],
+                    "labels": [row.labels.tolist() for row in rows]}
+        empty = np.zeros(0, dtype=np.int64)
+        ids = [row.item.input_ids if row.item is not None else empty for row in rows]
+        offsets = pa.array(np.concatenate(([0], np.cumsum([len(x) for x in ids]))).astype(np.int32))
+        flat_ids = np.concatenate([empty, *ids])
+        flat_labels = np.concatenate([empty, *(row.labels for row in rows if row.labels is not None)])
+        counts = count_rows([(row.item, row.labels) if row.item is not None else None for row in rows])
+        out: dict[str, pa.Array] = {
+            "input_ids": pa.ListArray.from_arrays(offsets, pa.array(flat_ids.astype(np.int32))),
+            "attention_mask": pa.ListArray.from_arrays(offsets, pa.array(np.ones(len(flat_ids), dtype=np.int8))),
+            "labels": pa.ListArray.from_arrays(offsets, pa.array(flat_labels)),
+            "mt_counts": pa.FixedSizeListArray.from_arrays(pa.array(counts.reshape(-1).astype(np.int64)),
+                                                           counts.shape[1] * counts.shape[2]),
+        }
+        for column, field in zip(STATS, ("index", "status", "lost", "extra", "no_parity", "outside", "untrained")):
+            out[column] = pa.array([getattr(row, field) for row in rows])
+        return pa.table(out)
 
     def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> Iterator[Labelled]:
         """Every row as labelled training rows: one when it fits `sequence_len` and its template trains
@@ -265,23 +279,23 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
 
     def label(self, item: Encoded) -> np.ndarray:
         assert self.mode is not None
-        return item.labels(span_trained(item.rendered.spans, item.messages, self.mode,
+        return item.labels(span_trained(item.rendered, item.messages, self.mode,
                                         self.options.last_turn_only, self.options.reasoning == "train"))
 
     def content_token_counts(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
-        """Per row: tokens in non-assistant and in assistant contents (the `auto` statistics)."""
+        """Per row: whether a message has a weight, and tokens in non-assistant and in assistant contents
+        (the `auto` statistics; `hosted_auto` decides by weights alone, so it tokenizes nothing)."""
         conversations = [c for c in self.conversations(batch, indices) if c is not None]
+        out: dict[str, list] = {"weighted": [any(m.weight is not None for m in c.messages) for c in conversations],
+                                "non_assistant": [0] * len(conversations), "assistant": [0] * len(conversations)}
+        if self.options.masking is Mode.HOSTED_AUTO:
+            return out
         texts = [[m.content or "", m.reasoning or "", *(json.dumps(c.arguments) for c in m.tool_calls)]
                  for c in conversations for m in c.messages]
-        lengths = iter(self.tokenizer(["".join(t) for t in texts], add_special_tokens=False)["input_ids"])
-        out: dict[str, list] = {"non_assistant": [], "assistant": [], "weighted": []}
-        for conversation in conversations:
-            out["weighted"].append(any(m.weight is not None for m in conversation.messages))
-            counts = {"non_assistant": 0, "assistant": 0}
+        lengths = iter(self.encoder.backend.encode_batch(["".join(t) for t in texts], add_special_tokens=False))
+        for row, conversation in enumerate(conversations):
             for message in conversation.messages:
-                counts["assistant" if message.role == "assistant" else "non_assistant"] += len(next(lengths))
-            for key, value in counts.items():
-                out[key].append(value)
+                out["assistant" if message.role == "assistant" else "non_assistant"][row] += len(next(lengths))
         return out
 
     def decide_auto(self, dataset: Dataset, num_proc: int | None = None) -> AutoDecision:
@@ -300,8 +314,11 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
 class ChatDatasetWrapper(DatasetWrappingStrategy):
     """Scans the dataset for `auto`, then labels every row; names rows in errors, counts skips."""
 
-    def __init__(self, strategy: MultiTurnStrategy):
+    def __init__(self, strategy: MultiTurnStrategy, key: str | None = None, directory: Path | None = None):
         self.strategy = strategy
+        self.key = key  # the dataset's summary key (`summary_key`), under which `wrap_dataset` keeps it
+        self.directory = directory  # where the summary is saved beside the prepared dataset (None: not saved)
+        self.summary: Summary | None = None  # counted by the last `wrap_dataset`
 
     def wrap_dataset(self, dataset: Dataset | IterableDataset, process_count: int | None = None,
                      keep_in_memory: bool | None = False, **kwargs: Any) -> Dataset | IterableDataset:
@@ -313,21 +330,35 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
                                   "with a streaming dataset set masking to instruction or boilerplate")
             return dataset.map(strategy.tokenize_rows, with_indices=True, batched=True,
                                remove_columns=list(dataset.column_names or []))
+        mapped, summary = self.prepare(dataset, process_count, keep_in_memory)
+        self.summary = summary
+        if self.key:
+            remember(self.key, summary, self.directory)
+        for line in summary.outcomes.lines(strategy.sequence_len, strategy.options.overflow):
+            LOG.warning("axolotl_multiturn: %s: %s", strategy.source, line)
+        if not summary.by_role:
+            raise RowError(f"{strategy.source}: no rows left to train on: {nothing_left(summary.outcomes)}")
+        if len(summary.lengths) != len(mapped):  # bookkeeping rows of conversations that give no row
+            mapped = mapped.filter(lambda status: status not in GONE, input_columns="mt_status",
+                                   num_proc=process_count, desc="axolotl_multiturn: leaving out dropped rows")
+        return mapped.remove_columns([*STATS, COUNTS])
+
+    def prepare(self, dataset: Dataset, process_count: int | None = None, keep_in_memory: bool | None = False
+                ) -> tuple[Dataset, Summary]:
+        """Label every row (deciding `auto` first), keeping the bookkeeping columns, and the summary
+        counted from them."""
+        strategy = self.strategy
         if strategy.mode is None:
             LOG.info("axolotl_multiturn: %s: %s", strategy.source,
                      strategy.decide_auto(dataset, process_count).describe())
         mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
                              num_proc=process_count, keep_in_memory=bool(keep_in_memory), fn_kwargs={"stats": True},
                              remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
-        outcomes = Outcomes.count(mapped["mt_source"], mapped["mt_status"], mapped["mt_lost"], mapped["mt_extra"])
-        for line in outcomes.lines(strategy.sequence_len, strategy.options.overflow):
-            LOG.warning("axolotl_multiturn: %s: %s", strategy.source, line)
-        if all(status in GONE for status in mapped["mt_status"]):
-            raise RowError(f"{strategy.source}: no rows left to train on: {nothing_left(outcomes)}")
-        if any(status in GONE for status in mapped["mt_status"]):
-            mapped = mapped.filter(lambda status: status not in GONE, input_columns="mt_status",
-                                   num_proc=process_count, desc="axolotl_multiturn: leaving out dropped rows")
-        return mapped.remove_columns(list(STATS))
+        table = mapped.with_format("arrow")[:]
+        columns = {name: table.column(name).to_numpy() for name in STATS}
+        columns[COUNTS] = (table.column(COUNTS).combine_chunks().flatten().to_numpy()
+                           .reshape(len(table), len(CATEGORIES), 2))
+        return mapped, from_columns(strategy, columns)
 
 
 def nothing_left(outcomes: Outcomes) -> str:
@@ -348,4 +379,29 @@ def load(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Map
     strategy = MultiTurnStrategy(tokenizer, build_encoder(tokenizer, cfg, ds_cfg, options), options,
                                  field_messages=ds_cfg.get("field_messages") or "messages",
                                  sequence_len=cfg.get("sequence_len") or 2048, source=source)
-    return ChatDatasetWrapper(strategy)
+    return ChatDatasetWrapper(strategy, summary_key(tokenizer, cfg, ds_cfg), summary_directory(cfg, ds_cfg))
+
+
+#: The dataset entry's fields that decide what it holds (with the file's size and time, for a local file).
+KEY_FIELDS = ("path", "name", "split", "data_files", "revision", "field_messages", "ds_type", "chat_template",
+              "chat_template_jinja", CARRIER_KEY)
+
+
+def summary_key(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> str:
+    """What a dataset's summary depends on, hashed: the entry, the file, the options, the template and the
+    tokenizer. Preprocessing keeps the summary under it; the plugin finds it there at training start."""
+    path = Path(str(ds_cfg.get("path") or ""))
+    stat = path.stat() if path.is_file() else None
+    parts = {"dataset": {k: ds_cfg.get(k) for k in KEY_FIELDS}, "file": stat and [stat.st_size, stat.st_mtime_ns],
+             "options": repr(resolve(cfg, ds_cfg, where=str(path))), "sequence_len": cfg.get("sequence_len"),
+             "template": resolve_chat_template(tokenizer, cfg, ds_cfg), "eot": cfg.get("eot_tokens"),
+             "kwargs": cfg.get("chat_template_kwargs"), "tokenizer": [tokenizer.name_or_path, len(tokenizer)]}
+    return hashlib.sha256(orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def summary_directory(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> Path | None:
+    """Beside axolotl's prepared datasets, for entries the plugin prepared (an axolotl run); None for
+    direct callers, whose summary stays in the process."""
+    if not carried(ds_cfg):
+        return None
+    return Path(str(cfg.get("dataset_prepared_path") or DEFAULT_PREPARED))

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 from axolotl.utils.schemas.datasets import SFTDataset
@@ -18,9 +19,11 @@ from pydantic import BaseModel, field_validator
 from transformers import TrainerCallback
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.lint.checker import check_lines
+from axolotl_multiturn.chat import summary_directory, summary_key
+from axolotl_multiturn.engine.encode import IGNORE_INDEX
+from axolotl_multiturn.lint.parallel import check_file
 from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
-from axolotl_multiturn.reports.summary import Summary, summarize
+from axolotl_multiturn.reports.summary import percent, recall
 
 DATASET_SECTIONS = ("datasets", "test_datasets")
 LOG = get_logger("axolotl_multiturn.plugin")
@@ -77,8 +80,7 @@ def local_jsonl(entry: dict[str, Any], preflight: bool) -> None:
     if not path.stat().st_size:  # datasets cannot load it at all, preflight or not
         raise ConfigError(f"{path}: the dataset file is empty (MT005); add conversations, one JSON object a line")
     if preflight:
-        with open(path, "rb") as stream:
-            errors = [f for f in check_lines(str(path), stream) if f.severity == "error"]
+        errors = [f for f in check_file(str(path)) if f.severity == "error"]
         if errors:
             shown = "\n".join(f"  {f.path}:{f.line}:{f.column or 1}: {f.code} {f.message}"
                                for f in errors[:PREFLIGHT_SHOWN])
@@ -101,26 +103,34 @@ class MultiTurnPlugin(BasePlugin):
 
     def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[TrainerCallback]:
         """Log what trains, per dataset of our type, to axolotl's log and to the trainer's reporting
-        integrations (W&B, TensorBoard, ...) when training begins."""
+        integrations (W&B, TensorBoard, ...) when training begins: the summaries preprocessing counted
+        (never a second pass over the data)."""
         metrics: dict[str, float] = {}
+        missing = []
         for ds_cfg in cfg.get("datasets") or []:
             if ds_cfg.get("type") == DATASET_TYPE and resolve(cfg, ds_cfg, str(ds_cfg.get("path"))).log_summary:
-                summary = dataset_summary(trainer.processing_class, cfg, ds_cfg)
+                summary = recall(summary_key(trainer.processing_class, cfg, ds_cfg), summary_directory(cfg, ds_cfg))
+                if summary is None:
+                    missing.append(str(ds_cfg.get("path")))
+                    continue
                 for line in summary.lines():
                     LOG.info("axolotl_multiturn: %s", line)
                 metrics |= summary.metrics()
+        if missing:
+            LOG.info("axolotl_multiturn: %s", prepared_line(trainer.train_dataset, missing))
         return [SummaryCallback(trainer, metrics)] if metrics else []
 
 
-def dataset_summary(tokenizer: Any, cfg: Any, ds_cfg: Any) -> Summary:
-    """The summary of one dataset, through the same strategy as preprocessing."""
-    from axolotl.utils.data.shared import load_dataset_with_config
-
-    from axolotl_multiturn.chat import load
-
-    strategy = load(tokenizer, cfg, ds_cfg).strategy
-    raw = load_dataset_with_config(ds_cfg, use_auth_token=bool(cfg.get("hf_use_auth_token")))
-    return summarize(strategy, raw, cfg.get("dataset_num_proc"))
+def prepared_line(dataset: Any, missing: list[str]) -> str:
+    """What the prepared training set trains, from its label column, for datasets whose summary was not
+    saved with it (prepared by an older version, or elsewhere)."""
+    labels = dataset.with_format("arrow")[:]["labels"] if dataset is not None else None
+    flat = labels.combine_chunks().flatten().to_numpy() if labels is not None else np.zeros(0, dtype=np.int64)
+    trained = int((flat != IGNORE_INDEX).sum())
+    return (f"no summary was saved with the prepared dataset of {', '.join(missing)} (prepared by another "
+            f"version; delete the prepared dataset to count it again). The training set as prepared: "
+            f"{len(labels) if labels is not None else 0:,} rows, {len(flat):,} tokens, {trained:,} trained "
+            f"({percent(trained, len(flat))})")
 
 
 class SummaryCallback(TrainerCallback):

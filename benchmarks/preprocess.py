@@ -1,19 +1,26 @@
-"""Preprocessing speed: axolotl_multiturn.chat against axolotl's built-in `chat_template` (assistant only).
+"""Preprocessing speed: axolotl_multiturn.chat against axolotl's built-in `chat_template` (assistant only)
+and against the floor, the work no exact strategy can skip.
 
-Both strategies run in this process, one after the other, on the same generated data and the same
-tokenizer (Qwen2's real vocabulary with the chatml template), through `datasets.map` as axolotl drives
-them, single process, caching off. Prints tokens/s for each and the ratio; then time per token of our
-strategy alone from 4 to 80 turns (flat means no per-turn re-tokenization).
+All run in this process, one after the other, on the same generated data and the same tokenizer (Qwen2's
+real vocabulary with the chatml template), through `datasets.map` as axolotl drives them (ours through
+`wrap_dataset`, axolotl's through its `TokenizedPromptDataset`), caching off. The floor is
+`apply_chat_template(tokenize=False)` per conversation plus one batched fast-tokenizer call with offsets,
+through the same `datasets.map`. Then: `dataset_num_proc` 2 against 1, peak memory (RSS) of preprocessing
+10k and 100k conversations read from a JSONL file (each in a process of its own), time per token from 4
+to 80 turns, overflow split, and the rows and tokens `parity: expand` adds on a Qwen3 reasoning shape.
 
-    python benchmarks/preprocess.py [--rows N]
+    python benchmarks/preprocess.py [--rows N] [--rss-rows N ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,17 +40,30 @@ from shapes import coqa_shaped, long_chats, reasoning_chats  # noqa: E402
 from axolotl_multiturn.chat import load as multiturn_load  # noqa: E402
 from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
 
+TARGET_AXOLOTL, TARGET_FLOOR, TARGET_PROC = 6.0, 0.6, 1.7
 
-def ours(tokenizer, sequence_len: int = 1_000_000, parity: str = "expand"):
+
+def ours(tokenizer, sequence_len: int = 1_000_000, parity: str = "expand", num_proc: int | None = None):
     cfg = DictDefault({"sequence_len": sequence_len, "multiturn": {"masking": "instruction", "parity": parity}})
-    strategy = multiturn_load(tokenizer, cfg, DictDefault({"path": "bench"})).strategy
-    return lambda data: TokenizedPromptDataset(strategy, data)
+    wrapper = multiturn_load(tokenizer, cfg, DictDefault({"path": "bench"}))
+    return lambda data: wrapper.wrap_dataset(data, process_count=num_proc)
 
 
 def axolotl_builtin(tokenizer):
     cfg = DictDefault({"sequence_len": 1_000_000, "train_on_inputs": False})
     strategy = axolotl_chat_template(tokenizer, cfg, {"roles_to_train": ["assistant"], "train_on_eos": "turn"})
     return lambda data: TokenizedPromptDataset(strategy, data)
+
+
+def floor(tokenizer):
+    """Render each conversation, tokenize the batch once with offsets: what any exact strategy must do."""
+    def render_and_tokenize(batch):
+        texts = [tokenizer.apply_chat_template(m, tokenize=False) for m in batch["messages"]]
+        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                "labels": encoded["input_ids"]}
+    return lambda data: data.map(render_and_tokenize, batched=True, batch_size=1000,
+                                 remove_columns=data.column_names)
 
 
 def timed(run, data: datasets.Dataset) -> tuple[float, int]:
@@ -53,30 +73,90 @@ def timed(run, data: datasets.Dataset) -> tuple[float, int]:
     return seconds, sum(len(ids) for ids in out["input_ids"])
 
 
+RSS_CHILD = """
+import resource, sys, time, datasets
+from axolotl.utils.dict import DictDefault
+from axolotl_multiturn.chat import load
+from axolotl_multiturn.tiny import qwen_tokenizer
+from axolotl.utils.chat_templates import get_chat_template
+datasets.disable_caching(); datasets.logging.disable_progress_bar()
+tokenizer = qwen_tokenizer(chat_template=get_chat_template("chatml"))
+wrapper = load(tokenizer, DictDefault({"sequence_len": 1_000_000, "multiturn": {"masking": "instruction"}}),
+               DictDefault({"path": sys.argv[1]}))
+raw = datasets.load_dataset("text", data_files=sys.argv[1], split="train")
+start = time.perf_counter()
+out = wrapper.wrap_dataset(raw)
+print(len(out), time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float]:
+    """(training rows, seconds, peak RSS in MiB) of preprocessing `rows` CoQA-shaped conversations from a
+    JSONL file, in a fresh process."""
+    path = tmp / f"coqa-{rows}.jsonl"
+    rng = random.Random(rows)
+    with open(path, "w", encoding="utf-8") as stream:
+        for start in range(0, rows, 1000):
+            stream.writelines(json.dumps(r) + "\n" for r in coqa_shaped(rng, min(1000, rows - start)))
+    result = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path)], capture_output=True, text=True,
+                            cwd=tmp, check=False)
+    if result.returncode:
+        raise SystemExit(f"RSS run failed: {result.stderr[-3000:]}")
+    count, seconds, kib = result.stdout.split()[-3:]
+    path.unlink()
+    return int(count), float(seconds), int(kib) / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1000, help="CoQA-shaped conversations (default 1000)")
+    parser.add_argument("--rows", type=int, default=2000, help="CoQA-shaped conversations (default 2000)")
+    parser.add_argument("--rss-rows", type=int, nargs="*", default=[10_000, 100_000],
+                        help="conversation counts whose peak memory is measured (default 10000 100000)")
     args = parser.parse_args(argv)
     datasets.disable_caching()
     datasets.logging.disable_progress_bar()
     tokenizer = qwen_tokenizer(chat_template=get_chat_template("chatml"))
     rng = random.Random(0)
-    shapes = {"coqa-shaped": coqa_shaped(rng, args.rows), "40-turn": long_chats(rng, max(args.rows // 4, 10), 40)}
-    print(f"{'shape':<12} {'strategy':<22} {'rows':>6} {'tokens':>10} {'seconds':>8} {'tokens/s':>10}")
-    ratios = {}
+    shapes = {"coqa-shaped": coqa_shaped(rng, args.rows), "40-turn": long_chats(rng, max(args.rows // 10, 10), 40)}
+    print(f"{'shape':<12} {'run':<22} {'rows':>6} {'tokens':>10} {'seconds':>8} {'tokens/s':>10}")
+    results = {}
     for shape, rows in shapes.items():
         data = datasets.Dataset.from_list(rows)
         speeds = {}
-        for name, build in (("axolotl chat_template", axolotl_builtin), ("axolotl_multiturn", ours)):
+        for name, build in (("axolotl chat_template", axolotl_builtin), ("axolotl_multiturn", ours),
+                            ("floor", floor)):
             seconds, tokens = timed(build(tokenizer), data)
             speeds[name] = tokens / seconds
             print(f"{shape:<12} {name:<22} {len(rows):>6} {tokens:>10,} {seconds:>8.2f} {speeds[name]:>10,.0f}")
-        ratios[shape] = speeds["axolotl_multiturn"] / speeds["axolotl chat_template"]
-    for shape, ratio in ratios.items():
-        print(f"ratio {shape}: axolotl_multiturn is {ratio:.1f}x axolotl chat_template (target >= 3x)")
+        results[shape] = speeds
+    print("\n| shape | axolotl chat_template | ours | ratio | floor | ours / floor |\n|---|---|---|---|---|---|")
+    met = True
+    for shape, speed in results.items():
+        base, mine, best = speed["axolotl chat_template"], speed["axolotl_multiturn"], speed["floor"]
+        met &= mine / base >= TARGET_AXOLOTL and mine / best >= TARGET_FLOOR
+        print(f"| {shape} | {base / 1e3:,.0f}k tok/s | {mine / 1e3:,.0f}k tok/s | {mine / base:.1f}x | "
+              f"{best / 1e3:,.0f}k tok/s | {mine / best:.2f} |")
+    print(f"targets (>= {TARGET_AXOLOTL:.0f}x axolotl and >= {TARGET_FLOOR} of the floor on both shapes): "
+          f"{'met' if met else 'NOT met'}")
+
+    data = datasets.Dataset.from_list(shapes["coqa-shaped"])
+    one, tokens = timed(ours(tokenizer, num_proc=1), data)
+    two, _ = timed(ours(tokenizer, num_proc=2), data)
+    print(f"\ndataset_num_proc 2 vs 1 (coqa-shaped, {os.cpu_count()} cores): {one:.2f} s vs {two:.2f} s, "
+          f"{one / two:.2f}x (target >= {TARGET_PROC}x: {'met' if one / two >= TARGET_PROC else 'NOT met'})")
+    with tempfile.TemporaryDirectory() as tmp:
+        peaks = {}
+        for rows in args.rss_rows:
+            count, seconds, peaks[rows] = peak_rss(rows, Path(tmp))
+            print(f"RSS: {rows:,} coqa-shaped conversations from JSONL: peak {peaks[rows]:,.0f} MiB "
+                  f"({count:,} rows in {seconds:.0f} s)")
+        if len(peaks) > 1:
+            small, large = min(peaks), max(peaks)
+            print(f"RSS {large:,} vs {small:,} conversations: {peaks[large] / peaks[small]:.2f}x (flat = 1.0)")
 
     print(f"\n{'turns':>5} {'tokens':>10} {'us/token':>9}  (axolotl_multiturn.tokenize_prompt alone, by length)")
-    strategy = multiturn_load(tokenizer, DictDefault({"sequence_len": 1_000_000, "multiturn": {"masking": "instruction"}}),
+    strategy = multiturn_load(tokenizer, DictDefault({"sequence_len": 1_000_000,
+                                                      "multiturn": {"masking": "instruction"}}),
                               DictDefault({"path": "bench"})).strategy
     per_token = {}
     for turns in (4, 10, 20, 40, 80):

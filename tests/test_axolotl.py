@@ -175,3 +175,60 @@ def test_template_needing_an_undefined_token_is_a_config_error() -> None:
                                           r"undefined: the tokenizer does not define it"):
         axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"),
                      DictDefault({"chat_template": "llama3"}), DictDefault({"path": "x"}))
+
+
+def test_training_start_summary_is_the_preprocessing_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """The plugin's summary at training start is what preprocessing counted, saved beside the prepared
+    dataset: no tokenizer call, no template render, and the numbers of the prepared rows themselves."""
+    from types import SimpleNamespace
+
+    from transformers import PreTrainedTokenizerBase
+
+    from axolotl_multiturn.engine.encode import Encoder
+    from axolotl_multiturn.plugin import MultiTurnPlugin, prepare_config
+    from axolotl_multiturn.reports import summary as summaries
+
+    long = chat((S, "A story. " * 30), *[t for k in range(6) for t in ((U, f"Question {k}?"), (A, f"Answer {k}."))])
+    rows = [HI, long, chat((U, "Again?"), (A, "Yes.")), long]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(__import__("json").dumps({"messages": r}) + "\n" for r in rows))
+    raw_cfg = {"sequence_len": 160, "dataset_prepared_path": str(tmp_path / "prepared"),
+               "multiturn": {"masking": "instruction"},
+               "datasets": [{"path": str(data), "type": "axolotl_multiturn.chat"}]}
+    prepare_config(raw_cfg)  # what the plugin's `register` does to the raw YAML
+    cfg = DictDefault(raw_cfg)
+    tok = tokenizer("chatml")
+    wrapper = axolotl_load("axolotl_multiturn.chat", tok, cfg, cfg.datasets[0])
+    prepared = wrapper.wrap_dataset(Dataset.from_dict({"text": data.read_text().splitlines()}))
+    assert len(prepared) > len(rows)  # the long conversations were split into windows
+    counted = wrapper.summary.lines()
+
+    summaries._COUNTED.clear()  # a training run in another process: only the saved file remains
+    calls: list[str] = []
+    monkeypatch.setattr(Encoder, "encode", lambda *a, **k: calls.append("encode"))
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", lambda *a, **k: calls.append("tokenize"))
+    monkeypatch.setattr(PreTrainedTokenizerBase, "apply_chat_template", lambda *a, **k: calls.append("render"))
+    trainer = SimpleNamespace(processing_class=tok, train_dataset=prepared)
+    with caplog.at_level(logging.INFO, logger="axolotl_multiturn.plugin"):
+        callbacks = MultiTurnPlugin().add_callbacks_post_trainer(cfg, trainer)
+    assert calls == [] and len(callbacks) == 1
+    logged = [r.getMessage() for r in caplog.records if r.name == "axolotl_multiturn.plugin"]
+    assert logged == [f"axolotl_multiturn: {line}" for line in counted]
+    tokens = sum(len(ids) for ids in prepared["input_ids"])
+    trained = sum(sum(1 for label in labels if label != M) for labels in prepared["labels"])
+    assert logged[0] == (f"axolotl_multiturn: {data}: 4 conversations, {tokens:,} tokens, {trained:,} trained "
+                         f"({100 * trained / tokens:.1f}%), masking instruction")
+    assert logged[2].startswith(f"axolotl_multiturn: {data}: 2 of 4 conversations longer than sequence_len=160 ")
+
+    # a dataset prepared without a saved summary: the prepared rows' own totals, and why
+    for saved in (tmp_path / "prepared").glob("axolotl_multiturn-*.summary.json"):
+        saved.unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="axolotl_multiturn.plugin"):
+        assert MultiTurnPlugin().add_callbacks_post_trainer(cfg, trainer) == []
+    assert calls == []
+    assert [r.getMessage() for r in caplog.records if r.name == "axolotl_multiturn.plugin"] == [
+        f"axolotl_multiturn: no summary was saved with the prepared dataset of {data} (prepared by another "
+        f"version; delete the prepared dataset to count it again). The training set as prepared: "
+        f"{len(prepared):,} rows, {tokens:,} tokens, {trained:,} trained ({100 * trained / tokens:.1f}%)"]

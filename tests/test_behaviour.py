@@ -33,7 +33,7 @@ def labelled(tok: Any, mask_closing: bool) -> list[tuple[list[int], list[int]]]:
     s = strategy(tok, "instruction")
     out = []
     for row in s.labelled({"messages": CHATS}, range(len(CHATS))):
-        decisions = span_trained(row.item.rendered.spans, row.item.messages, s.mode)
+        decisions = span_trained(row.item.rendered, row.item.messages, s.mode)
         if mask_closing:
             decisions &= [span.kind is not Kind.CLOSING for span in row.item.rendered.spans]
         out.append((row.item.input_ids.tolist(), row.item.labels(decisions).tolist()))

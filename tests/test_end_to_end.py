@@ -43,6 +43,7 @@ def test_preprocess_and_train_through_the_plugin(tmp_path: Path, tiny_model: Pat
     pre = run_axolotl("preprocess", path, tmp_path)
     assert pre.returncode == 0, pre.stdout[-3000:] + pre.stderr[-3000:]
     assert "masking auto -> boilerplate (N=24 conversations" in pre.stdout + pre.stderr
+    assert "axolotl_multiturn: tokenizing" in pre.stderr  # the progress bar of the one pass (see below)
 
     prepared_dirs = [p for p in (tmp_path / "prepared").iterdir() if p.is_dir()]
     assert len(prepared_dirs) == 1
@@ -65,6 +66,13 @@ def test_preprocess_and_train_through_the_plugin(tmp_path: Path, tiny_model: Pat
     assert f"axolotl_multiturn: {data}: trained by role: system 100.0%, user 100.0%, assistant 100.0%, " \
            "template 0.0%" in log
     assert "'multiturn/train/trained_share/assistant': '1'" in log
+    # ... counted by preprocessing (another process: saved beside the prepared dataset), not again: the
+    # training run neither tokenizes nor scans for `auto`, and its numbers are those of the data
+    assert "axolotl_multiturn: tokenizing" not in log and "masking auto statistics" not in log
+    tokens = sum(len(ids) for ids in prepared["input_ids"])
+    trained = sum(sum(1 for label in labels if label != -100) for labels in prepared["labels"])
+    assert f"axolotl_multiturn: {data}: 24 conversations, {tokens:,} tokens, {trained:,} trained " \
+           f"({100 * trained / tokens:.1f}%), masking boilerplate" in log
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
 
 

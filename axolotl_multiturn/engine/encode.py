@@ -4,7 +4,7 @@ Each token is mapped to the first and last span its characters touch. A token is
 span it touches is trained and masked when none is; a token that touches both (a tokenizer merge across
 a turn boundary whose two sides the policy treats differently) cannot be labelled exactly and raises
 `UnlabelableError` rather than being guessed; the one exception is template whitespace merged into a
-content word (glue, see `render._mark_glue`), which follows the content.
+content word (glue, see `render._glue`), which follows the content.
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn.engine.conversation import Conversation, Message
 from axolotl_multiturn.engine.masking import POLICIES, Mode, message_trained
-from axolotl_multiturn.engine.render import ChatRenderer, Kind, Plan, Rendered, Span, UnlabelableError
+from axolotl_multiturn.engine.render import ChatRenderer, Kind, Plan, Rendered, UnlabelableError
 
 IGNORE_INDEX = -100
 _DATA = (Kind.CONTENT, Kind.REASONING)  # spans whose text comes from the data (tool-call texts are JSON)
@@ -54,7 +57,7 @@ class Encoded:
     def _glued_decision(self, token: int, span_trained: np.ndarray) -> bool:
         """A token across spans with different labels: decided by its non-glue spans, if they agree."""
         spans = range(self.first[token], self.last[token] + 1)
-        decisions = {bool(span_trained[k]) for k in spans if not self.rendered.spans[k].glue}
+        decisions = {bool(span_trained[k]) for k in spans if not self.rendered.table[k, 4]}
         if len(decisions) != 1:
             raise UnlabelableError(self._describe_mixed(token))
         return decisions.pop()
@@ -71,15 +74,15 @@ class Encoded:
                 f"masking mode labels differently (near {text[-60:]!r}); no exact label exists for it")
 
 
-def span_trained(spans: Sequence[Span], messages: Sequence[Message], mode: Mode,
+def span_trained(rendered: Rendered, messages: Sequence[Message], mode: Mode,
                  last_turn_only: bool = False, reasoning: bool = True) -> np.ndarray:
     """One bool per span: a message's spans (an assistant's whole generation) follow its decision,
     template spans the mode; with `reasoning` False a trace stays masked inside a trained generation."""
-    per_message = message_trained(messages, mode, last_turn_only)
-    template = POLICIES[mode].template
-    return np.fromiter((template if s.kind is Kind.TEMPLATE
-                        else per_message[s.message] and (reasoning or s.kind is not Kind.REASONING)
-                        for s in spans), dtype=bool, count=len(spans))
+    per_message = np.array([*message_trained(messages, mode, last_turn_only), POLICIES[mode].template], dtype=bool)
+    trained = per_message[rendered.table[:, 3]]  # template text is message -1: the mode's decision
+    if not reasoning:
+        trained &= rendered.table[:, 2] != Kind.REASONING
+    return trained
 
 
 def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,6 +120,18 @@ class Encoder:
         specials = sorted({t.content for t in tokenizer.added_tokens_decoder.values() if t.special and t.content},
                           key=len, reverse=True)
         self.forgeable = re.compile("|".join(map(re.escape, specials))) if literal_content and specials else None
+        # The Rust tokenizer itself (its public API), without the truncation or padding a tokenizer.json may
+        # configure: what `tokenizer(texts, add_special_tokens=False)` runs, without building Python dicts.
+        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self.backend.no_truncation()
+        self.backend.no_padding()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The backend copy is rebuilt from the tokenizer (datasets pickles us to hash and to fork).
+        return {k: v for k, v in self.__dict__.items() if k != "backend"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["tokenizer"], state["renderer"], state["forgeable"] is not None)
 
     def encode(self, conversations: Sequence[Conversation]) -> list[Encoded | UnlabelableError]:
         """Encode a batch; a row that cannot be rendered exactly comes back as its error, in place."""
@@ -134,8 +149,7 @@ class Encoder:
                 out.append(item)
                 continue
             ids, offsets = next(encoded)
-            span_starts = np.fromiter((s.start for s in item.spans), dtype=np.int64, count=len(item.spans))
-            first, last = _span_ranges(offsets, span_starts, len(item.text))
+            first, last = _span_ranges(offsets, item.table[:, 0], len(item.text))
             out.append(Encoded(ids, offsets, item, plan, first, last))
         return out
 
@@ -143,8 +157,8 @@ class Encoder:
         """Where a special token's text occurs inside a content span."""
         if self.forgeable is None:
             return []
-        return [m.span() for s in item.spans if s.kind in _DATA
-                for m in self.forgeable.finditer(item.text, s.start, s.end)]
+        data = item.table[np.isin(item.table[:, 2], _DATA)]
+        return [m.span() for start, end in data[:, :2].tolist() for m in self.forgeable.finditer(item.text, start, end)]
 
     def _tokenize(self, items: Sequence[Rendered]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids, offsets) per rendered conversation: one tokenizer call for the whole pieces, one more
@@ -160,21 +174,22 @@ class Encoder:
             if position < len(item.text) or not pieces:
                 pieces.append((position, len(item.text), False))
             rows.append(pieces)
-        results: dict[tuple[int, int], tuple[list[int], list[tuple[int, int]]]] = {}
+        results: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for literal in (False, True):
             chosen = [(row, start, end) for row, pieces in enumerate(rows) for start, end, lit in pieces
                       if lit is literal]
             if chosen:
-                batch = self.tokenizer([items[row].text[a:b] for row, a, b in chosen], add_special_tokens=False,
-                                       return_offsets_mapping=True, split_special_tokens=literal)
-                for (row, start, _), ids, offsets in zip(chosen, batch["input_ids"], batch["offset_mapping"]):
-                    results[row, start] = (ids, offsets)
+                self.backend.encode_special_tokens = literal
+                encodings = self.backend.encode_batch([items[row].text[a:b] for row, a, b in chosen],
+                                                      add_special_tokens=False)
+                for (row, start, _), encoding in zip(chosen, encodings):
+                    n = len(encoding.ids)
+                    offsets = np.fromiter(chain.from_iterable(encoding.offsets), dtype=np.int64, count=2 * n)
+                    results[row, start] = (np.array(encoding.ids, dtype=np.int64), offsets.reshape(n, 2) + start)
+        self.backend.encode_special_tokens = False
         out = []
         for row, pieces in enumerate(rows):
-            ids_parts, offset_parts = [], []
-            for start, _, _ in pieces:
-                ids, offsets = results[row, start]
-                ids_parts.append(np.asarray(ids, dtype=np.int64))
-                offset_parts.append(np.asarray(offsets, dtype=np.int64).reshape(-1, 2) + start)
-            out.append((np.concatenate(ids_parts), np.concatenate(offset_parts)))
+            parts = [results[row, start] for start, _, _ in pieces]
+            out.append(parts[0] if len(parts) == 1 else
+                       (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
         return out

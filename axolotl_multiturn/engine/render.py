@@ -25,6 +25,7 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import numpy as np
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCall
@@ -59,20 +60,27 @@ class Span(NamedTuple):
     end: int
     kind: Kind
     message: int = -1
-    glue: bool = False  # whitespace template text touching a content span (see `_mark_glue`)
+    glue: bool = False  # whitespace template text touching a content span (see `_glue`)
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A rendered conversation and a gap-free, ordered cover of its text by spans.
 
-    `dropped` lists the messages the template does not render at all (Mistral v3 drops the system
-    message unless the conversation ends with a user turn).
+    `table` holds the spans as rows (start, end, kind, message, glue): rows are made per conversation and
+    consumed by array work (labels, counts); `spans` is the same as `Span` tuples. `dropped` lists the
+    messages the template does not render at all (Mistral v3 drops the system message unless the
+    conversation ends with a user turn).
     """
 
     text: str
-    spans: tuple[Span, ...]
+    table: np.ndarray
     dropped: tuple[int, ...] = ()
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        return tuple(Span(start, end, Kind(kind), message, bool(glue))
+                     for start, end, kind, message, glue in self.table.tolist())
 
 
 class UnlabelableError(ValueError):
@@ -108,6 +116,8 @@ class Layout:
     text: str
     segments: tuple[_Segment, ...]
     after: tuple[str, ...]  # per segment: the template text that follows it up to the next slot
+    starts: tuple[tuple[int, ...], ...]  # per segment: where its spans start, relative to it (see `_glue`)
+    static: np.ndarray  # per span (every slot rendered non-empty): kind, message, glue
     dropped: tuple[int, ...]
 
 
@@ -458,7 +468,8 @@ class ChatRenderer:
             following = segment.text + following if segment.leaf < 0 else ""
         rendered = {s[3] for s in slots} | {i for i, (start, _, end) in generations.items() if end > start}
         dropped = tuple(i for i in range(len(messages)) if i not in rendered)
-        return Layout(text, tuple(segments), tuple(reversed(after)), dropped)
+        starts, static = _glue(segments)
+        return Layout(text, tuple(segments), tuple(reversed(after)), starts, static, dropped)
 
     @staticmethod
     def _markup_kind(slots: Sequence[tuple[int, int, int, int]], kinds: Sequence[Leaf], owner: int, at: int,
@@ -477,57 +488,69 @@ class ChatRenderer:
         self._remember(plan)
         layout = self._layout(plan.key, count)
         text = self.render_text(plan.conversation.replace(plan.conversation.messages[:count]))
-        spans: list[Span] = []
+        starts: list[int] = []
         pos = 0
-        for segment, after in zip(layout.segments, layout.after):
+        for segment, after, relative in zip(layout.segments, layout.after, layout.starts):
             if segment.leaf < 0:
                 if not text.startswith(segment.text, pos):
                     raise UnlabelableError(_CONTENT_DEPENDENT)
-                end = pos + len(segment.text)
-            else:
-                message, kind, real = plan.leaves[segment.leaf]
-                for variant in _trim_variants(real, kind):
-                    end = pos + len(variant)
-                    if text.startswith(variant, pos) and text.startswith(after, end):
-                        break
-                else:
-                    role = plan.conversation.messages[message].role
-                    raise UnlabelableError(
-                        f"the chat template changes the text of message {message} ({role}) beyond trimming or "
-                        "JSON-escaping it, or adds text that depends on it, so its tokens cannot be located")
-            if end > pos:
-                spans.append(Span(pos, end, segment.kind, segment.message))
+                starts.extend([pos + a for a in relative])
+                pos += len(segment.text)
+                continue
+            message, kind, real = plan.leaves[segment.leaf]
+            end = _locate(text, pos, real, kind, after)
+            if end < 0:
+                role = plan.conversation.messages[message].role
+                raise UnlabelableError(
+                    f"the chat template changes the text of message {message} ({role}) beyond trimming or "
+                    "JSON-escaping it, or adds text that depends on it, so its tokens cannot be located")
+            starts.append(pos)
             pos = end
         if pos != len(text):
             raise UnlabelableError(_CONTENT_DEPENDENT)
-        return Rendered(text, _mark_glue(text, spans), layout.dropped)
+        bounds = np.array([*starts, pos], dtype=np.int64)
+        table = np.column_stack((bounds[:-1], bounds[1:], layout.static))
+        filled = bounds[1:] > bounds[:-1]
+        if not filled.all():  # a text rendered empty (an empty argument) has no span
+            table = table[filled]
+        return Rendered(text, table, layout.dropped)
 
 
-def _mark_glue(text: str, spans: Sequence[Span]) -> tuple[Span, ...]:
-    """Split off the whitespace at the edges of template text that touch a content span.
+def _locate(text: str, pos: int, real: str, kind: Leaf, after: str) -> int:
+    """Where a leaf's text rendered at `pos` ends: the first variant of it (as written first) that is
+    followed by the template text `after`; -1 if none is."""
+    if text.startswith(real, pos) and text.startswith(after, pos + len(real)):
+        return pos + len(real)
+    for variant in _trim_variants(real, kind)[1:]:
+        if text.startswith(variant, pos) and text.startswith(after, pos + len(variant)):
+            return pos + len(variant)
+    return -1
+
+
+def _glue(segments: Sequence[_Segment]) -> tuple[tuple[tuple[int, ...], ...], np.ndarray]:
+    """Where each segment's spans start (relative to it), and each span's kind, message and glue flag:
+    the whitespace at the edges of template text that touches a content slot is a span of its own, glue.
 
     SentencePiece and BPE vocabularies merge a separator space into the next word (`' [/INST] ' + content`
     gives one token '▁Hello'). Such a token carries the content's first word: it takes the content's
-    label. Glue characters never decide a label on their own (see `Encoded.labels`).
+    label. Glue characters never decide a label on their own (see `Encoded.labels`). A layout is shared
+    by every row of its shape, so this is decided once per shape.
     """
-    out: list[Span] = []
-    for i, span in enumerate(spans):
-        if span.kind is not Kind.TEMPLATE:
-            out.append(span)
-            continue
+    starts: list[tuple[int, ...]] = []
+    static: list[tuple[int, int, int]] = []
+    for i, segment in enumerate(segments):
+        text = segment.text
         lead = trail = 0
-        if i > 0 and spans[i - 1].kind is Kind.CONTENT and text[span.start].isspace():
-            lead = len(text[span.start:span.end]) - len(text[span.start:span.end].lstrip())
-        if i + 1 < len(spans) and spans[i + 1].kind is Kind.CONTENT and text[span.end - 1].isspace():
-            trail = len(text[span.start:span.end]) - len(text[span.start:span.end].rstrip())
-        if not lead and not trail:
-            out.append(span)
-            continue
-        if lead + trail >= span.end - span.start:
-            out.append(Span(span.start, span.end, Kind.TEMPLATE, glue=True))
-            continue
-        cuts = [span.start, span.start + lead, span.end - trail, span.end]
-        for (a, b), glue in zip(zip(cuts, cuts[1:]), (True, False, True)):
-            if b > a:
-                out.append(Span(a, b, Kind.TEMPLATE, glue=glue))
-    return tuple(out)
+        if segment.leaf < 0 and segment.kind is Kind.TEMPLATE:
+            if i > 0 and segments[i - 1].kind is Kind.CONTENT and text[0].isspace():
+                lead = len(text) - len(text.lstrip())
+            if i + 1 < len(segments) and segments[i + 1].kind is Kind.CONTENT and text[-1].isspace():
+                trail = len(text) - len(text.rstrip())
+        if lead + trail >= len(text) and (lead or trail):
+            pieces = [(0, True)]
+        else:
+            pieces = [(a, glue) for a, b, glue in ((0, lead, True), (lead, len(text) - trail, False),
+                                                   (len(text) - trail, len(text), True)) if b > a]
+        starts.append(tuple(a for a, _ in pieces) if segment.leaf < 0 else (0,))
+        static += [(segment.kind, segment.message, glue) for _, glue in pieces]
+    return tuple(starts), np.array(static, dtype=np.int64).reshape(-1, 3)

@@ -10,7 +10,6 @@ them. The comparison is of skeleton renders (cached per conversation shape): no 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -44,7 +43,7 @@ class Rows:
 
 def _freeze(conversation: Conversation, count: int, weights: Sequence[bool]) -> Conversation:
     """The first `count` messages with every decision written as a weight (a row's own decisions)."""
-    return conversation.replace([dataclasses.replace(m, weight=int(w))
+    return conversation.replace([m._replace(weight=int(w))
                                  for m, w in zip(conversation.messages[:count], weights)])
 
 

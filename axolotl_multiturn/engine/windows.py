@@ -12,7 +12,6 @@ that fits is found by bisection, with one render and one tokenizer call per prob
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -92,9 +91,9 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
     def window(context: int, start: int, end: int, first: bool) -> Encoded:
         key = (context, start, end, first)
         if key not in cache:
-            chosen = [dataclasses.replace(messages[i], weight=int(first and trained[i])) for i in head]
+            chosen = [messages[i]._replace(weight=int(first and trained[i])) for i in head]
             for k in range(context, end):
-                chosen += [dataclasses.replace(messages[i], weight=int(k >= start and trained[i]))
+                chosen += [messages[i]._replace(weight=int(k >= start and trained[i]))
                            for i in units[k]]
             cache[key] = encode(item.conversation.replace(chosen))
         return cache[key]

@@ -91,7 +91,7 @@ def measure(path: str, lines: Iterable[bytes], tokenizer_name: str, sequence_len
             try:
                 if isinstance(item, UnlabelableError):
                     raise item
-                trained = {mode: int((item.labels(span_trained(item.rendered.spans, item.messages, Mode(mode)))
+                trained = {mode: int((item.labels(span_trained(item.rendered, item.messages, Mode(mode)))
                                       != -100).sum()) for mode in MODES}
                 fitted = (fit(item, message_trained(item.messages, Mode.INSTRUCTION), sequence_len, Overflow.SPLIT,
                               encode_one) if sequence_len and len(item.input_ids) > sequence_len else None)

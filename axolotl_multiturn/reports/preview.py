@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
-from axolotl_multiturn.engine.render import Kind
+from axolotl_multiturn.engine.render import Kind, Span
 from axolotl_multiturn.reports import html as report_html
 from axolotl_multiturn.reports.summary import Summary, percent, summarize
 
@@ -52,8 +52,8 @@ class Shown:
     source: int = 0
     note: str = ""
 
-    def _class(self, token: int) -> str:
-        span = self.encoded.rendered.spans[self.encoded.first[token]]
+    def _class(self, token: int, spans: tuple[Span, ...]) -> str:
+        span = spans[self.encoded.first[token]]
         if span.kind is Kind.CONTENT and self.encoded.messages[span.message].role == "tool":
             return "tool_result"
         return span.kind.name.lower()
@@ -62,13 +62,14 @@ class Shown:
         """The rendered text cut at token boundaries; text that no token's offsets cover is shown as
         masked template text, with index -1."""
         text, out, position = self.encoded.rendered.text, [], 0
+        spans = self.encoded.rendered.spans
         for index, ((start, end), label) in enumerate(zip(self.encoded.offsets, self.labels)):
             start, end = max(int(start), position), max(int(end), position)
             if start > position:
                 out.append(Piece(text[position:start], False, -1, -1, "template"))
             if end > start:
                 out.append(Piece(text[start:end], label != IGNORE_INDEX, index, int(self.encoded.input_ids[index]),
-                                 self._class(index)))
+                                 self._class(index, spans)))
             position = max(position, end)
         if position < len(text):
             out.append(Piece(text[position:], False, -1, -1, "template"))

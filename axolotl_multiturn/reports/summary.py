@@ -1,17 +1,21 @@
 """What a dataset trains, counted: tokens and trained tokens by role and by class, per conversation too.
 
-Counted with a batched `datasets.map` (multi-process like preprocessing) through the strategy's own
-labelling, so the numbers are those of training.
+Counted while preprocessing, from the labelled rows themselves (`count_rows`, written as a bookkeeping
+column and summed by `from_columns`), so the numbers are those of training and cost no second pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
@@ -79,6 +83,18 @@ class Summary:
         out.extend(f"{self.source}: {line}" for line in self.parity_lines())
         return out
 
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Summary:
+        fields = orjson.loads(data)
+        decision, outcomes = fields.pop("decision"), fields.pop("outcomes")
+        return cls(**{**fields, "mode": Mode(fields["mode"])},
+                   decision=AutoDecision(**{**decision, "mode": Mode(decision["mode"])}) if decision else None,
+                   outcomes=Outcomes(**{**outcomes, "dropped_rows": tuple(outcomes["dropped_rows"])})
+                   if outcomes else None)
+
     def parity_lines(self) -> list[str]:
         """What train/inference parity cost or left, if anything."""
         p = self.parity
@@ -103,57 +119,89 @@ def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
-def row_counts(strategy: Any, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
-    """Per labelled row: [trained, tokens] for each role group and each class (a batched map function)."""
-    out: dict[str, list] = ({f"role_{g}": [] for g in GROUPS} | {f"class_{c}": [] for c in CLASSES}
-                            | {"source": [], "status": [], "lost": [], "tokens": []} | {p: [] for p in PARITY})
-    for row in strategy.labelled(batch, indices):
-        item, labels = row.item, row.labels
-        for column in ("source", "status", "lost", *PARITY):
-            out[column].append(getattr(row, "index" if column == "source" else column))
-        out["tokens"].append(len(item.input_ids) if item is not None else 0)
-        if item is None:
-            for column in out:
-                if column.startswith(("role_", "class_")):
-                    out[column].append([0, 0])
+#: Per training row, `COUNTS` holds [masked-or-trained] token counts for each role group then each class.
+CATEGORIES = (*GROUPS, *CLASSES)
+_GROUP_OF_ROLE = {role: k for k, role in enumerate(GROUPS)}
+
+
+def count_rows(items: Sequence[Any]) -> np.ndarray:
+    """(rows, CATEGORIES, 2) token counts [masked, trained] of labelled rows (`Encoded`, labels) or None
+    for a row with no tokens; one bincount for the whole batch."""
+    width = len(CATEGORIES) * 2
+    indices = []
+    for row, entry in enumerate(items):
+        if entry is None:
             continue
-        spans = item.rendered.spans
-        kinds = np.fromiter((spans[k].kind for k in item.first), dtype=np.int64, count=len(item.first))
-        owners = np.fromiter((spans[k].message for k in item.first), dtype=np.int64, count=len(item.first))
-        roles = np.array([*(m.role for m in item.messages), "template"])
-        groups = np.where(kinds == Kind.TEMPLATE, "template", roles[owners])
-        trained = labels != IGNORE_INDEX
-        for g in GROUPS:
-            mask = groups == g
-            out[f"role_{g}"].append([int(trained[mask].sum()), int(mask.sum())])
-        for kind in Kind:
-            mask = kinds == kind
-            out[f"class_{kind.name.lower()}"].append([int(trained[mask].sum()), int(mask.sum())])
-    return out
+        item, labels = entry
+        table = item.rendered.table
+        roles = np.array([*(_GROUP_OF_ROLE[m.role] for m in item.messages), len(GROUPS) - 1])
+        kinds = table[item.first, 2]
+        groups = np.where(kinds == Kind.TEMPLATE, len(GROUPS) - 1, roles[table[item.first, 3]])
+        trained = (labels != IGNORE_INDEX).astype(np.int64)
+        base = row * width + trained
+        indices += [base + 2 * groups, base + 2 * (len(GROUPS) + kinds)]
+    flat = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+    return np.bincount(flat, minlength=len(items) * width).reshape(len(items), len(CATEGORIES), 2)
+
+
+def from_columns(strategy: Any, columns: Mapping[str, np.ndarray]) -> Summary:
+    """The summary from the bookkeeping columns preprocessing wrote (`chat.STATS`, one row per training
+    row and per conversation that gave none): no tokenizing."""
+    statuses = columns["mt_status"]
+    outcomes = Outcomes.count(columns["mt_source"].tolist(), statuses.tolist(), columns["mt_lost"].tolist(),
+                              columns["mt_extra"].tolist())
+    kept = ~np.isin(statuses, GONE)
+    counts = columns["mt_counts"][kept]
+    extra = columns["mt_extra"][kept].astype(bool)
+    parity = {p: int(columns[f"mt_{p}"][kept].sum()) for p in PARITY}
+    touched = extra | (columns["mt_untrained"][kept] > 0)
+    parity["affected"] = len(np.unique(columns["mt_source"][kept][touched]))
+    tokens = counts[:, :len(GROUPS)].sum(axis=(1, 2))
+    summary = Summary(strategy.source, strategy.mode, strategy.decision, outcomes, strategy.sequence_len,
+                      strategy.options.overflow, parity=parity, extra_tokens=int(tokens[extra].sum()))
+    if len(counts):
+        totals = counts.sum(axis=0)  # (CATEGORIES, [masked, trained])
+        for k, name in enumerate(GROUPS):
+            summary.by_role[name] = [int(totals[k, 1]), int(totals[k].sum())]
+        for k, name in enumerate(CLASSES):
+            summary.by_class[name] = [int(totals[len(GROUPS) + k, 1]), int(totals[len(GROUPS) + k].sum())]
+        trained = counts[:, :len(GROUPS), 1].sum(axis=1)
+        summary.lengths = tokens.tolist()
+        summary.trained_fraction = (trained / np.maximum(tokens, 1)).tolist()
+    return summary
 
 
 def summarize(strategy: Any, dataset: Any, num_proc: int | None = None) -> Summary:
-    """Count what `strategy` trains in `dataset` (a datasets.Dataset), deciding `auto` first if needed."""
-    if strategy.mode is None:
-        strategy.decide_auto(dataset, num_proc)
-    counts = dataset.map(lambda batch, indices: row_counts(strategy, batch, indices), with_indices=True,
-                         batched=True, batch_size=1000, num_proc=num_proc, remove_columns=dataset.column_names,
-                         desc="axolotl_multiturn: summary")
-    outcomes = Outcomes.count(counts["source"], counts["status"], counts["lost"], counts["extra"])
-    counts = counts.filter(lambda status: status not in GONE, input_columns="status")
-    extra = np.asarray(counts["extra"], dtype=bool)
-    parity = {p: int(np.sum(counts[p])) for p in PARITY}
-    touched = extra | (np.asarray(counts["untrained"]) > 0)
-    parity["affected"] = len(set(np.asarray(counts["source"])[touched].tolist()))
-    summary = Summary(strategy.source, strategy.mode, strategy.decision, outcomes, strategy.sequence_len,
-                      strategy.options.overflow, parity=parity,
-                      extra_tokens=int(np.asarray(counts["tokens"])[extra].sum()) if len(extra) else 0)
-    if len(counts):
-        for g in GROUPS:
-            summary.by_role[g] = np.asarray(counts[f"role_{g}"]).sum(axis=0).tolist()
-        for c in CLASSES:
-            summary.by_class[c] = np.asarray(counts[f"class_{c}"]).sum(axis=0).tolist()
-        per_row = np.stack([np.asarray(counts[f"role_{g}"]) for g in GROUPS]).sum(axis=0)
-        summary.lengths = per_row[:, 1].tolist()
-        summary.trained_fraction = (per_row[:, 0] / np.maximum(per_row[:, 1], 1)).tolist()
-    return summary
+    """Count what `strategy` trains in `dataset` (a datasets.Dataset): the preprocessing pass itself,
+    deciding `auto` first if needed."""
+    from axolotl_multiturn.chat import ChatDatasetWrapper
+
+    return ChatDatasetWrapper(strategy).prepare(dataset, num_proc)[1]
+
+
+#: Summaries counted in this process, by the key of their dataset (see `chat.summary_key`).
+_COUNTED: dict[str, Summary] = {}
+
+
+def remember(key: str, summary: Summary, directory: Path | None) -> None:
+    """Keep a dataset's summary for training start: in this process, and as a file in `directory` beside
+    the prepared datasets, for a run that loads them prepared (written whole or not at all)."""
+    _COUNTED[key] = summary
+    if directory is None:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=directory, suffix=".tmp", delete=False) as stream:
+        stream.write(summary.to_json())
+    os.replace(stream.name, _saved(key, directory))
+
+
+def recall(key: str, directory: Path | None) -> Summary | None:
+    """The summary preprocessing counted for a dataset, if any."""
+    if key in _COUNTED:
+        return _COUNTED[key]
+    path = _saved(key, directory) if directory is not None else None
+    return Summary.from_json(path.read_bytes()) if path is not None and path.is_file() else None
+
+
+def _saved(key: str, directory: Path) -> Path:
+    return directory / f"axolotl_multiturn-{key}.summary.json"
