@@ -26,6 +26,7 @@ _CONTROL = re.compile("|".join(re.escape(s) for s in sorted(CONTROL_STRINGS, key
 #: out; the few others are looked for whole.
 _CONTROL_OTHER = re.compile("|".join(re.escape(s) for s in CONTROL_STRINGS if not s.startswith("<")).encode())
 _UNICODE_ESCAPE = re.compile(rb"\\u")  # a regex finds this two-byte needle faster than `in` does
+_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
 #: Every key of a JSON object ends in `"` then `:`; a string may too, so more matches than the parsed
 #: object has keys is only a reason to look (a duplicate key collapses into one in the parsed object).
 _KEY_END = re.compile(rb'"\s*:')
@@ -46,10 +47,13 @@ class LineChecker:
     """Checks the lines of one file in order; remembers what it needs for duplicate detection; with a
     compatibility profile, adds that service's findings."""
 
-    def __init__(self, path: str, compat: Profile | None = None):
+    def __init__(self, path: str, compat: Profile | None = None, deferred: bool = False):
         self.path = path
         self.compat = compat
         self._seen: dict[bytes, int] = {}  # digest of each valid conversation's messages -> first line
+        # With `deferred`, duplicates are left to whoever merges this checker's part of a file (`parallel`):
+        # (line, digest) of each valid conversation, in order.
+        self.digests: list[tuple[int, bytes]] | None = [] if deferred else None
 
     def finding(self, line: int, code: str, message: str, pointer: str = "", column: int | None = None) -> Finding:
         return Finding(self.path, line, column, code, RULES[code].severity, message, pointer)
@@ -63,26 +67,27 @@ class LineChecker:
         if not isinstance(obj, dict):
             return [self.finding(number, "MT003", "expected a JSON object with a 'messages' list, got "
                                                   f"{type(obj).__name__ if obj is not None else 'null'}", column=1)]
-        if _may_repeat_a_key(raw, obj):
+        written = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        if _may_repeat_a_key(raw, obj, written):
             duplicates = list(_duplicate_keys(raw))
             if duplicates:
                 return [self.finding(number, "MT006", f"key {key!r} appears twice in one object; a loader keeps "
                                                       "one of them silently", pointer, column)
                         for key, pointer, column in duplicates]
         if self.compat is None:
-            return self._ours(number, raw, obj)
+            return self._ours(number, raw, obj, written)
         theirs = [self.finding(number, code, message, pointer, _nearest_column(raw, pointer))
                   for code, message, pointer in self.compat.line(obj)]
-        found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj) + theirs
+        found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj, written) + theirs
         return sorted(found, key=lambda f: f.column or 0)
 
-    def _ours(self, number: int, raw: bytes, obj: dict[str, Any]) -> list[Finding]:
+    def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes) -> list[Finding]:
         problems = check_conversation(obj)
         findings = [self.finding(number, p.code, p.message, p.pointer, _column(raw, p.pointer)) for p in problems]
         messages = obj.get("messages")
         if not problems:
             findings += self._warnings(number, raw, messages)
-            findings += self._duplicate(number, messages)
+            findings += self.duplicate(number, _digest(obj, written))
         elif isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
             findings += self._warnings(number, raw, messages)
         return sorted(findings, key=lambda f: f.column or 0) if len(findings) > 1 else findings
@@ -109,9 +114,10 @@ class LineChecker:
         findings = []
         # Look message by message only when the line may hold one: JSON writes these strings as they are,
         # unless it escapes characters (then always look).
-        if b"<" in raw or _UNICODE_ESCAPE.search(raw) or _CONTROL_OTHER.search(raw):
+        escapes = _UNICODE_ESCAPE.search(raw) is not None
+        if b"<" in raw or escapes or _CONTROL_OTHER.search(raw):
             findings += self._control_strings(number, raw, messages)
-        if b"\\u0000" in raw:
+        if escapes and b"\\u0000" in raw:
             findings += self._nul(number, raw, messages)
         last = messages[-1].get("role")
         if last in ("user", "tool") and len(messages) > 1:
@@ -141,8 +147,11 @@ class LineChecker:
                                                         "(\\u0000); tokenizers and some loaders truncate or drop "
                                                         "text at it", pointer, _column(raw, pointer))
 
-    def _duplicate(self, number: int, messages: list[dict[str, Any]]) -> list[Finding]:
-        digest = hashlib.sha1(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS), usedforsecurity=False).digest()
+    def duplicate(self, number: int, digest: bytes) -> list[Finding]:
+        """MT303 when an earlier line holds the same conversation (`_digest`)."""
+        if self.digests is not None:
+            self.digests.append((number, digest))
+            return []
         first = self._seen.setdefault(digest, number)
         if first != number:
             return [self.finding(number, "MT303", f"same conversation as line {first}", column=1)]
@@ -189,16 +198,25 @@ def _key_count(value: dict[str, Any] | list[Any]) -> int:
     return count
 
 
-def _may_repeat_a_key(raw: bytes, obj: dict[str, Any]) -> bool:
+def _digest(obj: dict[str, Any], written: bytes) -> bytes:
+    """A conversation's identity: its messages as orjson writes them with sorted keys (`written` is the
+    whole object so written; an object of messages alone is `{"messages":` + them + `}`)."""
+    messages = written[len(b'{"messages":'):-1] if len(obj) == 1 else orjson.dumps(
+        obj["messages"], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha1(messages, usedforsecurity=False).digest()
+
+
+def _may_repeat_a_key(raw: bytes, obj: dict[str, Any], written: bytes) -> bool:
     """Whether the line may hold a key twice (the parsed object keeps one of them).
 
-    orjson writes the parsed object back with every key as `"key":` and every string's quotes as `\\"`,
-    as a line usually is: then the two hold `":` equally often unless a key was repeated (and dropped).
-    A line that writes a key with whitespace before its colon, or a quote as `\\u0022`, is counted exactly
-    instead. Lines with more key ends than keys are parsed again to find the repeated key."""
-    if b" :" in raw or b"\t:" in raw or b"\r:" in raw or b"\\u0022" in raw:
+    orjson writes the parsed object back (`written`) with one colon per key and every colon inside a string
+    as it is. The line has a colon per key it writes, whitespace or not, and the same colons inside strings,
+    unless it escapes one (`\\u003a`): so unless it does, it holds more colons exactly when it repeats a key.
+    A line that escapes a colon is counted by its key ends instead; lines with more key ends than keys are
+    parsed again to find the repeated key."""
+    if _ESCAPED_COLON.search(raw):
         return len(_KEY_END.findall(raw)) > _key_count(obj)
-    return raw.count(b'":') != orjson.dumps(obj).count(b'":')
+    return raw.count(b":") != written.count(b":")
 
 
 class _Pairs(dict):
@@ -230,6 +248,11 @@ def _duplicate_keys(raw: bytes) -> Iterator[tuple[str, str, int | None]]:
         stack.extend((f"{pointer}/{str(k).replace('~', '~0').replace('/', '~1')}", v) for k, v in children)
 
 
+def empty_file(path: str) -> Finding:
+    return LineChecker(path).finding(1, "MT005", "the file holds no conversation (it is empty or only blank "
+                                                 "lines)", column=1)
+
+
 def check_lines(path: str, lines: Iterable[bytes], compat: str | None = None) -> Iterator[Finding]:
     """Findings of one file given as its lines (an open binary file streams, a line at a time); a file
     without a conversation is a finding too (the hosted checker's "File is empty"). `compat` names a
@@ -241,8 +264,7 @@ def check_lines(path: str, lines: Iterable[bytes], compat: str | None = None) ->
         size += len(raw)
         yield from checker.check(number, raw)
     if empty:
-        yield checker.finding(1, "MT005", "the file holds no conversation (it is empty or only blank lines)",
-                              column=1)
+        yield empty_file(path)
     if checker.compat is not None:
         for code, message, _ in checker.compat.end(size):
             yield checker.finding(1, code, message, column=1)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Sequence
-from typing import BinaryIO
+from collections.abc import Generator, Iterator, Sequence
 
 from axolotl_multiturn.lint.checker import Finding, check_lines
 from axolotl_multiturn.lint.compat import PROFILES
 from axolotl_multiturn.lint.fix import fix_file
+from axolotl_multiturn.lint.parallel import check_file
 from axolotl_multiturn.lint.reporters import REPORTERS, statistics
 from axolotl_multiturn.lint.rules import RULES, matches
 
@@ -47,20 +47,29 @@ def parser() -> argparse.ArgumentParser:
                         "[tokens] extra)")
     p.add_argument("--sequence-len", type=int, metavar="N",
                    help="with --tokenizer, list the rows longer than N and what overflow: split does with them")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="processes for large files (default: one per core; --compat checks use one)")
     p.add_argument("--compat", choices=sorted(PROFILES), default=None,
                    help="also report what that service's documented checks would reject (HS*/OA* codes)")
     return p
 
 
-def _stream(path: str) -> BinaryIO:
-    """The file's bytes; `-` is standard input (left open)."""
-    return contextlib.nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")  # type: ignore[return-value]
+@contextlib.contextmanager
+def _findings(path: str, compat: str | None, jobs: int | None) -> Iterator[Generator[Finding, None, None]]:
+    """The findings of one file (`-`: standard input, left open), closed on leaving (workers stop)."""
+    findings = check_lines(path, sys.stdin.buffer, compat) if path == "-" else check_file(path, compat, jobs)
+    try:
+        yield findings
+    finally:
+        findings.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
         parser().error("--max-errors must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        parser().error("--jobs must be at least 1")
     if args.in_place and not args.fix:
         parser().error("--in-place needs --fix")
     if args.sequence_len is not None and not args.tokenizer:
@@ -71,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = 0
     for path in args.files:
         try:
-            with _stream(path) as stream:
-                for finding in check_lines(path, stream, args.compat):
+            with _findings(path, args.compat, args.jobs) as findings:
+                for finding in findings:
                     if not matches(finding.code, args.select) or matches(finding.code, args.ignore):
                         continue
                     reporter.add(finding)
