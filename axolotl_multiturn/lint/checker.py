@@ -68,28 +68,29 @@ class LineChecker:
             return [self.finding(number, "MT003", "expected a JSON object with a 'messages' list, got "
                                                   f"{type(obj).__name__ if obj is not None else 'null'}", column=1)]
         written = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-        if _may_repeat_a_key(raw, obj, written):
+        escapes = _UNICODE_ESCAPE.search(raw) is not None
+        if _may_repeat_a_key(raw, obj, written, escapes):
             duplicates = list(_duplicate_keys(raw))
             if duplicates:
                 return [self.finding(number, "MT006", f"key {key!r} appears twice in one object; a loader keeps "
                                                       "one of them silently", pointer, column)
                         for key, pointer, column in duplicates]
         if self.compat is None:
-            return self._ours(number, raw, obj, written)
+            return self._ours(number, raw, obj, written, escapes)
         theirs = [self.finding(number, code, message, pointer, _nearest_column(raw, pointer))
                   for code, message, pointer in self.compat.line(obj)]
-        found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj, written) + theirs
+        found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj, written, escapes) + theirs
         return sorted(found, key=lambda f: f.column or 0)
 
-    def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes) -> list[Finding]:
+    def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes, escapes: bool) -> list[Finding]:
         problems = check_conversation(obj)
         findings = [self.finding(number, p.code, p.message, p.pointer, _column(raw, p.pointer)) for p in problems]
         messages = obj.get("messages")
         if not problems:
-            findings += self._warnings(number, raw, messages)
+            findings += self._warnings(number, raw, messages, escapes)
             findings += self.duplicate(number, _digest(obj, written))
         elif isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
-            findings += self._warnings(number, raw, messages)
+            findings += self._warnings(number, raw, messages, escapes)
         return sorted(findings, key=lambda f: f.column or 0) if len(findings) > 1 else findings
 
     def _unparsable(self, number: int, raw: bytes, error: orjson.JSONDecodeError) -> Finding:
@@ -110,11 +111,10 @@ class LineChecker:
                                                  "file as UTF-8 without BOM", column=1)
         return self.finding(number, "MT002", _json_message(error, text), column=_char_column(error, text))
 
-    def _warnings(self, number: int, raw: bytes, messages: list[dict[str, Any]]) -> list[Finding]:
+    def _warnings(self, number: int, raw: bytes, messages: list[dict[str, Any]], escapes: bool) -> list[Finding]:
         findings = []
         # Look message by message only when the line may hold one: JSON writes these strings as they are,
         # unless it escapes characters (then always look).
-        escapes = _UNICODE_ESCAPE.search(raw) is not None
         if b"<" in raw or escapes or _CONTROL_OTHER.search(raw):
             findings += self._control_strings(number, raw, messages)
         if escapes and b"\\u0000" in raw:
@@ -206,7 +206,7 @@ def _digest(obj: dict[str, Any], written: bytes) -> bytes:
     return hashlib.sha1(messages, usedforsecurity=False).digest()
 
 
-def _may_repeat_a_key(raw: bytes, obj: dict[str, Any], written: bytes) -> bool:
+def _may_repeat_a_key(raw: bytes, obj: dict[str, Any], written: bytes, escapes: bool) -> bool:
     """Whether the line may hold a key twice (the parsed object keeps one of them).
 
     orjson writes the parsed object back (`written`) with one colon per key and every colon inside a string
@@ -214,7 +214,7 @@ def _may_repeat_a_key(raw: bytes, obj: dict[str, Any], written: bytes) -> bool:
     unless it escapes one (`\\u003a`): so unless it does, it holds more colons exactly when it repeats a key.
     A line that escapes a colon is counted by its key ends instead; lines with more key ends than keys are
     parsed again to find the repeated key."""
-    if _ESCAPED_COLON.search(raw):
+    if escapes and _ESCAPED_COLON.search(raw):  # `escapes`: the line holds a `\\u` escape at all
         return len(_KEY_END.findall(raw)) > _key_count(obj)
     return raw.count(b":") != written.count(b":")
 
@@ -260,7 +260,8 @@ def check_lines(path: str, lines: Iterable[bytes], compat: str | None = None) ->
     checker = LineChecker(path, PROFILES[compat]() if compat else None)
     empty, size = True, 0
     for number, raw in enumerate(lines, start=1):
-        empty = empty and not raw.strip()
+        if empty and raw.strip():
+            empty = False
         size += len(raw)
         yield from checker.check(number, raw)
     if empty:

@@ -37,7 +37,8 @@ def _check_part(task: tuple[str, int, int]) -> _Part:
     findings: list[Finding] = []
     empty, number = True, 0
     for number, raw in enumerate(io.BytesIO(data), start=1):
-        empty = empty and not raw.strip()
+        if empty and raw.strip():
+            empty = False
         findings += checker.check(number, raw)
     assert checker.digests is not None
     return _Part(findings, checker.digests, number, empty)
