@@ -1,15 +1,14 @@
 """The axolotl dataset type `axolotl_multiturn.chat`: a thin adapter over the render/encode/masking rooms.
 
 axolotl imports this module for `type: axolotl_multiturn.chat` and calls `load(tokenizer, cfg, ds_cfg)`.
-`load` returns a dataset-wrapping strategy because `masking: auto` must see the whole dataset before the
-first row is labelled; the per-batch work is `MultiTurnStrategy.tokenize_prompt`, a batched axolotl
-prompt-tokenizing strategy that also works on its own.
+`load` returns a dataset-wrapping strategy because `masking: auto` decides from the whole dataset (in the
+same pass that labels it, by each candidate mode) and the summary is counted over it; the per-batch work is
+`MultiTurnStrategy.tokenize_prompt`, a batched axolotl prompt-tokenizing strategy that also works on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,6 +48,12 @@ DEFAULT_PREPARED = "last_run_prepared"  # axolotl's dataset_prepared_path when t
 STATS = ("mt_source", "mt_status", "mt_lost", "mt_extra", "mt_no_parity", "mt_outside", "mt_untrained")
 #: ... and per row its token counts by role and class, for the summary (`reports.summary.count_rows`).
 COUNTS = "mt_counts"
+#: ... and, while `auto` is undecided: the mode that labelled the row, why it could not be labelled, and the
+#: scan statistics of its conversation on its first row.
+CANDIDATE_COLUMNS = ("mt_mode", "mt_error", "mt_scan")
+#: The modes a scanning mode chooses between. Every conversation is rendered and tokenized once and labelled
+#: by each candidate in the same pass; the dataset's statistics then keep one candidate's rows.
+CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE), Mode.HOSTED_AUTO: (Mode.INSTRUCTION, Mode.NONE)}
 
 
 class RowError(ValueError):
@@ -71,7 +76,9 @@ class Labelled(NamedTuple):
     no_parity: int = 0
     outside: int = 0
     untrained: int = 0
-    note: str = ""  # why this row is there, when parity made or changed it (the preview shows it)
+    note: str = ""  # why this row is there, when parity made or changed it; for a skipped one, why
+    mode: Mode | None = None  # the masking mode that labelled it
+    scan: tuple[int, ...] = (0, 0, 0, 0)  # the `auto` statistics of its conversation, on its first row
 
 
 def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any],
@@ -107,8 +114,8 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         self.options = options
         self.field_messages = field_messages
         self.source = source
-        # The mode that labels rows; for `auto` it is set by `decide_auto` before any row is labelled.
-        # It is part of this object's pickled state, hence of the datasets map fingerprint.
+        # The mode that labels rows; for `auto` it is set by `decide` once the one pass has scanned the
+        # dataset. It is part of this object's pickled state, hence of the datasets map fingerprint.
         self.mode: Mode | None = None if options.masking.scans else options.masking
         self.decision: AutoDecision | None = None
         self._warned: set[tuple[int, str]] = set()
@@ -171,12 +178,15 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                       stats: bool = False) -> dict[str, list] | pa.Table:
         """The tokenized rows (windows, for split conversations), as lists. With `stats` (the datasets
         path): an Arrow table, plus a row per dropped or skipped conversation (empty) and the bookkeeping
-        columns STATS, for `ChatDatasetWrapper` to count and remove."""
-        rows = [row for row in self.labelled(batch, indices) if stats or row.item is not None]
+        columns STATS, for `ChatDatasetWrapper` to count and remove; while `auto` is undecided, every
+        candidate's rows with CANDIDATE_COLUMNS."""
         if not stats:
+            rows = [row for row in self.labelled(batch, indices) if row.item is not None]
             return {"input_ids": [row.item.input_ids.tolist() for row in rows],
                     "attention_mask": [[1] * len(row.item.input_ids) for row in rows],
                     "labels": [row.labels.tolist() for row in rows]}
+        modes = CANDIDATES[self.options.masking] if self.mode is None else None
+        rows = list(self.labelled(batch, indices, modes))
         empty = np.zeros(0, dtype=np.int64)
         ids = [row.item.input_ids if row.item is not None else empty for row in rows]
         offsets = pa.array(np.concatenate(([0], np.cumsum([len(x) for x in ids]))).astype(np.int32))
@@ -187,77 +197,103 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             "input_ids": pa.ListArray.from_arrays(offsets, pa.array(flat_ids.astype(np.int32))),
             "attention_mask": pa.ListArray.from_arrays(offsets, pa.array(np.ones(len(flat_ids), dtype=np.int8))),
             "labels": pa.ListArray.from_arrays(offsets, pa.array(flat_labels)),
-            "mt_counts": pa.FixedSizeListArray.from_arrays(pa.array(counts.reshape(-1).astype(np.int64)),
-                                                           counts.shape[1] * counts.shape[2]),
+            COUNTS: _fixed(counts.reshape(len(rows), -1)),
         }
         for column, field in zip(STATS, ("index", "status", "lost", "extra", "no_parity", "outside", "untrained")):
             out[column] = pa.array([getattr(row, field) for row in rows])
+        if modes:
+            out |= {"mt_mode": pa.array([row.mode.value for row in rows]),
+                    "mt_error": pa.array([row.note if row.status in ("error", "skipped") else "" for row in rows]),
+                    "mt_scan": _fixed(np.array([row.scan for row in rows], dtype=np.int64).reshape(len(rows), -1))}
         return pa.table(out)
 
-    def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> Iterator[Labelled]:
+    def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int],
+                 modes: Sequence[Mode] | None = None) -> Iterator[Labelled]:
         """Every row as labelled training rows: one when it fits `sequence_len` and its template trains
         every turn in its inference context; windows (overflow) and parity rows otherwise. A row that
         cannot be labelled exactly raises a RowError naming it, or with `on_unlabelable: skip` comes back
-        as status skipped; a dropped one as status dropped (no item)."""
-        if self.mode is None:
-            raise ConfigError(f"{self.source}: masking is {self.options.masking.value}, but the dataset was not scanned; "
-                              "load it through axolotl (or call decide_auto) first")
+        as status skipped; a dropped one as status dropped (no item).
+
+        With `modes` (the candidates of an undecided `auto`), each conversation is encoded once and comes
+        back labelled by every mode in turn, with its scan statistics on its first row; what a candidate
+        cannot label comes back as status error (or skipped), for the decision to raise or log."""
+        if modes is None and self.mode is None:
+            raise ConfigError(f"{self.source}: masking is {self.options.masking.value}, but the dataset was not "
+                              "scanned; load it through axolotl (ChatDatasetWrapper.wrap_dataset) first")
+        deferred = modes is not None
+        modes = modes or (self.mode,)
         conversations = self.conversations(batch, indices)
         lines = self.lines(batch)
         encoded = iter(self.encoder.encode([c for c in conversations if c is not None]))
         for index, conversation in zip(indices, conversations):
             if conversation is None:
-                yield Labelled(index, None, None, "blank", 0)
+                yield from (Labelled(index, None, None, "blank", 0, mode=mode) for mode in modes)
                 continue
             item = next(encoded)
-            try:
-                if isinstance(item, UnlabelableError):
-                    raise item
-                labels = self.label(item)  # the whole conversation must be exact before it is cut
-                trained = message_trained(item.messages, self.mode, self.options.last_turn_only)
-                fitted = fit(item, trained, self.sequence_len, Overflow(self.options.overflow), self._encode_one)
-                rows, counts = self._parity(fitted.windows, item, labels)
-            except UnlabelableError as error:
-                if self.options.on_unlabelable == "skip":
-                    LOG.warning("%s skipped: %s", self.where(index, lines), error)
-                    yield Labelled(index, None, None, "skipped", 0)
-                    continue
-                advice = ("Change the row or the chat_template" if isinstance(error, TemplateRejected)
-                          else "Fix the row")
-                raise RowError(f"{self.where(index, lines)}: {error}. {advice}, or set "
-                               "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
-            except TooLong as error:
-                raise RowError(f"{self.where(index, lines)}: {error}") from None
-            self._warn_dropped(item)
-            lost = fitted.lost + counts["lost"]
-            if not rows:  # nothing fits, or nothing left to train: the conversation gives no row
-                yield Labelled(index, None, None, "dropped", lost, False, *counts["parity"])
-            for k, (row, row_labels, extra, note) in enumerate(rows):
-                first = k == 0
-                yield Labelled(index, row, row_labels, fitted.status, lost if first else 0, extra,
-                               *(counts["parity"] if first else (0, 0, 0)), note)
+            if not isinstance(item, UnlabelableError):
+                self._warn_dropped(item)
+            scan = (1, int(any(m.weight is not None for m in conversation.messages)),
+                    *(item.content_tokens() if isinstance(item, Encoded) else (0, 0)))
+            for k, mode in enumerate(modes):
+                try:
+                    rows = self._rows(index, item, mode, lines)
+                except RowError as error:
+                    if not deferred:
+                        raise
+                    rows = [Labelled(index, None, None, "error", 0, note=str(error), mode=mode)]
+                for row in rows:
+                    if row.status == "skipped" and not deferred:
+                        LOG.warning("%s", row.note)
+                    yield row._replace(scan=scan) if deferred and k == 0 and row is rows[0] else row
 
-    def _parity(self, windows: Sequence[Encoded], item: Encoded, labels: np.ndarray
+    def _rows(self, index: int, item: Encoded | UnlabelableError, mode: Mode, lines: bool) -> list[Labelled]:
+        """One conversation's training rows under `mode` (see `labelled`)."""
+        try:
+            if isinstance(item, UnlabelableError):
+                raise item
+            labels = self.label(item, mode)  # the whole conversation must be exact before it is cut
+            trained = message_trained(item.messages, mode, self.options.last_turn_only)
+            fitted = fit(item, trained, self.sequence_len, Overflow(self.options.overflow), self._encode_one)
+            rows, counts = self._parity(fitted.windows, item, labels, mode)
+        except UnlabelableError as error:
+            if self.options.on_unlabelable == "skip":
+                return [Labelled(index, None, None, "skipped", 0, note=f"{self.where(index, lines)} skipped: "
+                                 f"{error}", mode=mode)]
+            advice = ("Change the row or the chat_template" if isinstance(error, TemplateRejected)
+                      else "Fix the row")
+            raise RowError(f"{self.where(index, lines)}: {error}. {advice}, or set "
+                           "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
+        except TooLong as error:
+            raise RowError(f"{self.where(index, lines)}: {error}") from None
+        lost = fitted.lost + counts["lost"]
+        if not rows:  # nothing fits, or nothing left to train: the conversation gives no row
+            return [Labelled(index, None, None, "dropped", lost, False, *counts["parity"], mode=mode)]
+        return [Labelled(index, row, row_labels, fitted.status, lost if k == 0 else 0, extra,
+                         *(counts["parity"] if k == 0 else (0, 0, 0)), note, mode=mode)
+                for k, (row, row_labels, extra, note) in enumerate(rows)]
+
+    def _parity(self, windows: Sequence[Encoded], item: Encoded, labels: np.ndarray, mode: Mode
                 ) -> tuple[list[tuple[Encoded, np.ndarray, bool, str]], dict[str, Any]]:
         """Each window as the rows that train its turns in their inference context (`parity`); a row
         longer than sequence_len after that loses its turns, counted."""
         rows: list[tuple[Encoded, np.ndarray, bool, str]] = []
         no_parity = outside = untrained = lost = 0
         for window in windows:
-            trained = message_trained(window.messages, self.mode, self.options.last_turn_only)
+            trained = message_trained(window.messages, mode, self.options.last_turn_only)
             plan = window.plan
             result = parity_rows(self.encoder.renderer, plan, trained, Parity(self.options.parity))
             no_parity, outside, untrained = (no_parity + len(result.no_parity), outside + result.outside,
                                              untrained + result.untrained)
             if result.conversations == [window.conversation]:
-                rows.append((window, labels if window is item else self.label(window), False, result.notes[0]))
+                rows.append((window, labels if window is item else self.label(window, mode), False,
+                             result.notes[0]))
                 continue
             for k, (conversation, note) in enumerate(zip(result.conversations, result.notes)):
                 row = self._encode_one(conversation)
                 if len(row.input_ids) > self.sequence_len:
                     lost += sum(1 for m in conversation.messages if m.role == "assistant" and m.weight)
                     continue
-                rows.append((row, self.label(row), k > 0, note))
+                rows.append((row, self.label(row, mode), k > 0, note))
         return rows, {"lost": lost, "parity": (no_parity, outside, untrained)}
 
     def _encode_one(self, conversation: Conversation) -> Encoded:
@@ -277,38 +313,27 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                             "conversation ends with a user turn); it is not in the training text",
                             self.source, index, key[1])
 
-    def label(self, item: Encoded) -> np.ndarray:
-        assert self.mode is not None
-        return item.labels(span_trained(item.rendered, item.messages, self.mode,
-                                        self.options.last_turn_only, self.options.reasoning == "train"))
+    def label(self, item: Encoded, mode: Mode | None = None) -> np.ndarray:
+        mode = mode or self.mode
+        assert mode is not None
+        return item.labels(span_trained(item.rendered, item.messages, mode, self.options.last_turn_only,
+                                        self.options.reasoning == "train"))
 
-    def content_token_counts(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> dict[str, list]:
-        """Per row: whether a message has a weight, and tokens in non-assistant and in assistant contents
-        (the `auto` statistics; `hosted_auto` decides by weights alone, so it tokenizes nothing)."""
-        conversations = [c for c in self.conversations(batch, indices) if c is not None]
-        out: dict[str, list] = {"weighted": [any(m.weight is not None for m in c.messages) for c in conversations],
-                                "non_assistant": [0] * len(conversations), "assistant": [0] * len(conversations)}
+    def decide(self, scan: np.ndarray) -> AutoDecision:
+        """Decide a scanning mode from the per-conversation scan statistics (columns: conversation,
+        weighted, non-assistant and assistant content tokens) and label by it from now on."""
+        conversations, weighted, non_assistant, assistant = (int(v) for v in scan.sum(axis=0))
         if self.options.masking is Mode.HOSTED_AUTO:
-            return out
-        texts = [[m.content or "", m.reasoning or "", *(json.dumps(c.arguments) for c in m.tool_calls)]
-                 for c in conversations for m in c.messages]
-        lengths = iter(self.encoder.backend.encode_batch(["".join(t) for t in texts], add_special_tokens=False))
-        for row, conversation in enumerate(conversations):
-            for message in conversation.messages:
-                out["assistant" if message.role == "assistant" else "non_assistant"][row] += len(next(lengths))
-        return out
-
-    def decide_auto(self, dataset: Dataset, num_proc: int | None = None) -> AutoDecision:
-        counts = dataset.map(self.content_token_counts, with_indices=True, batched=True, batch_size=1000,
-                             num_proc=num_proc, remove_columns=dataset.column_names,
-                             desc="axolotl_multiturn: masking auto statistics")
-        if self.options.masking is Mode.HOSTED_AUTO:
-            decision = decide_hosted(len(counts), any(counts["weighted"]))
+            decision = decide_hosted(conversations, weighted > 0)
         else:
-            decision = decide(len(counts), int(np.sum(counts["non_assistant"])), int(np.sum(counts["assistant"])),
-                              self.options.auto)
+            decision = decide(conversations, non_assistant, assistant, self.options.auto)
         self.mode, self.decision = decision.mode, decision
         return decision
+
+
+def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
+    """A (rows, width) int array as one Arrow column of fixed-size lists."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1).astype(np.int64)), values.shape[1])
 
 
 class ChatDatasetWrapper(DatasetWrappingStrategy):
@@ -345,20 +370,36 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
 
     def prepare(self, dataset: Dataset, process_count: int | None = None, keep_in_memory: bool | None = False
                 ) -> tuple[Dataset, Summary]:
-        """Label every row (deciding `auto` first), keeping the bookkeeping columns, and the summary
-        counted from them."""
+        """Label every row in one pass, keeping the bookkeeping columns, and the summary counted from them.
+        An undecided `auto` labels every row by each candidate mode in that pass, decides from the scan
+        columns, and keeps the chosen mode's rows (raising for a row it cannot label)."""
         strategy = self.strategy
-        if strategy.mode is None:
-            LOG.info("axolotl_multiturn: %s: %s", strategy.source,
-                     strategy.decide_auto(dataset, process_count).describe())
+        deciding = strategy.mode is None
         mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
                              num_proc=process_count, keep_in_memory=bool(keep_in_memory), fn_kwargs={"stats": True},
                              remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
         table = mapped.with_format("arrow")[:]
-        columns = {name: table.column(name).to_numpy() for name in STATS}
-        columns[COUNTS] = (table.column(COUNTS).combine_chunks().flatten().to_numpy()
-                           .reshape(len(table), len(CATEGORIES), 2))
+        names = [*STATS, *(("mt_mode", "mt_error") if deciding else ())]
+        columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in names}
+        columns[COUNTS] = _matrix(table.column(COUNTS)).reshape(len(table), len(CATEGORIES), 2)
+        if deciding:
+            decision = strategy.decide(_matrix(table.column("mt_scan")))
+            LOG.info("axolotl_multiturn: %s: %s", strategy.source, decision.describe())
+            chosen = columns["mt_mode"] == decision.mode.value
+            mapped = mapped.select(np.flatnonzero(chosen)).remove_columns(list(CANDIDATE_COLUMNS))
+            columns = {name: values[chosen] for name, values in columns.items()}
+            for status, message in zip(columns["mt_status"], columns["mt_error"]):
+                if status == "error":
+                    raise RowError(message)
+                if status == "skipped":
+                    LOG.warning("%s", message)
         return mapped, from_columns(strategy, columns)
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    """A column of fixed-size int lists as a (rows, width) array."""
+    array = column.combine_chunks()
+    return array.flatten().to_numpy().reshape(len(array), -1)
 
 
 def nothing_left(outcomes: Outcomes) -> str:

@@ -5,9 +5,10 @@ All run in this process, one after the other, on the same generated data and the
 real vocabulary with the chatml template), through `datasets.map` as axolotl drives them (ours through
 `wrap_dataset`, axolotl's through its `TokenizedPromptDataset`), caching off. The floor is
 `apply_chat_template(tokenize=False)` per conversation plus one batched fast-tokenizer call with offsets,
-through the same `datasets.map`. Then: `dataset_num_proc` 2 against 1, peak memory (RSS) of preprocessing
-10k and 100k conversations read from a JSONL file (each in a process of its own), time per token from 4
-to 80 turns, overflow split, and the rows and tokens `parity: expand` adds on a Qwen3 reasoning shape.
+through the same `datasets.map`. Then: `dataset_num_proc` 2 against 1 (and the default, in-process), peak
+memory (RSS) of preprocessing 10k and 100k conversations read from a JSONL file (each in a process of its
+own), time per token from 4 to 80 turns, overflow split, and the rows and tokens `parity: expand` adds on a
+Qwen3 reasoning shape.
 
     python benchmarks/preprocess.py [--rows N] [--rss-rows N ...]
 """
@@ -74,25 +75,38 @@ def timed(run, data: datasets.Dataset) -> tuple[float, int]:
 
 
 RSS_CHILD = """
-import resource, sys, time, datasets
+import sys, threading, time, datasets
 from axolotl.utils.dict import DictDefault
 from axolotl_multiturn.chat import load
 from axolotl_multiturn.tiny import qwen_tokenizer
 from axolotl.utils.chat_templates import get_chat_template
+
+def rss():
+    with open("/proc/self/statm") as stream:
+        return int(stream.read().split()[1]) * 4096 / 2**20
+
+peak = [0.0]
+def sample():
+    while True:
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.02)
+
 datasets.disable_caching(); datasets.logging.disable_progress_bar()
 tokenizer = qwen_tokenizer(chat_template=get_chat_template("chatml"))
 wrapper = load(tokenizer, DictDefault({"sequence_len": 1_000_000, "multiturn": {"masking": "instruction"}}),
                DictDefault({"path": sys.argv[1]}))
 raw = datasets.load_dataset("text", data_files=sys.argv[1], split="train")
+before = rss()
+threading.Thread(target=sample, daemon=True).start()
 start = time.perf_counter()
 out = wrapper.wrap_dataset(raw)
-print(len(out), time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(len(out), time.perf_counter() - start, before, max(peak[0], rss()))
 """
 
 
-def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float]:
-    """(training rows, seconds, peak RSS in MiB) of preprocessing `rows` CoQA-shaped conversations from a
-    JSONL file, in a fresh process."""
+def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float, float]:
+    """(training rows, seconds, RSS before and peak RSS during preprocessing, in MiB) of `rows`
+    CoQA-shaped conversations read from a JSONL file, in a fresh process (RSS sampled every 20 ms)."""
     path = tmp / f"coqa-{rows}.jsonl"
     rng = random.Random(rows)
     with open(path, "w", encoding="utf-8") as stream:
@@ -102,9 +116,9 @@ def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float]:
                             cwd=tmp, check=False)
     if result.returncode:
         raise SystemExit(f"RSS run failed: {result.stderr[-3000:]}")
-    count, seconds, kib = result.stdout.split()[-3:]
+    count, seconds, before, peak = result.stdout.split()[-4:]
     path.unlink()
-    return int(count), float(seconds), int(kib) / 1024
+    return int(count), float(seconds), float(before), float(peak)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,20 +153,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"targets (>= {TARGET_AXOLOTL:.0f}x axolotl and >= {TARGET_FLOOR} of the floor on both shapes): "
           f"{'met' if met else 'NOT met'}")
 
-    data = datasets.Dataset.from_list(shapes["coqa-shaped"])
-    one, tokens = timed(ours(tokenizer, num_proc=1), data)
+    data = datasets.Dataset.from_list(coqa_shaped(random.Random(1), 4 * args.rows))
+    default, _ = timed(ours(tokenizer), data)
+    one, _ = timed(ours(tokenizer, num_proc=1), data)
     two, _ = timed(ours(tokenizer, num_proc=2), data)
-    print(f"\ndataset_num_proc 2 vs 1 (coqa-shaped, {os.cpu_count()} cores): {one:.2f} s vs {two:.2f} s, "
-          f"{one / two:.2f}x (target >= {TARGET_PROC}x: {'met' if one / two >= TARGET_PROC else 'NOT met'})")
+    print(f"\ndataset_num_proc on {len(data):,} coqa-shaped conversations ({os.cpu_count()} cores): 1 worker "
+          f"{one:.2f} s, 2 workers {two:.2f} s: {one / two:.2f}x (target >= {TARGET_PROC}x: "
+          f"{'met' if one / two >= TARGET_PROC else 'NOT met'}); the default in-process map {default:.2f} s "
+          f"({default / two:.2f}x): there the Rust tokenizer's own threads use the second core, which datasets "
+          "turns off in its workers")
     with tempfile.TemporaryDirectory() as tmp:
         peaks = {}
         for rows in args.rss_rows:
-            count, seconds, peaks[rows] = peak_rss(rows, Path(tmp))
-            print(f"RSS: {rows:,} coqa-shaped conversations from JSONL: peak {peaks[rows]:,.0f} MiB "
-                  f"({count:,} rows in {seconds:.0f} s)")
+            count, seconds, before, peaks[rows] = peak_rss(rows, Path(tmp))
+            print(f"RSS: {rows:,} coqa-shaped conversations from JSONL: {before:,.0f} MiB before, peak "
+                  f"{peaks[rows]:,.0f} MiB while preprocessing ({count:,} rows in {seconds:.0f} s)")
         if len(peaks) > 1:
             small, large = min(peaks), max(peaks)
-            print(f"RSS {large:,} vs {small:,} conversations: {peaks[large] / peaks[small]:.2f}x (flat = 1.0)")
+            print(f"peak RSS {large:,} vs {small:,} conversations: {peaks[large] / peaks[small]:.2f}x (flat = 1.0)")
 
     print(f"\n{'turns':>5} {'tokens':>10} {'us/token':>9}  (axolotl_multiturn.tokenize_prompt alone, by length)")
     strategy = multiturn_load(tokenizer, DictDefault({"sequence_len": 1_000_000,

@@ -92,3 +92,18 @@ def test_gemma_rejects_a_system_message_with_the_row_named() -> None:
     with pytest.raises(RowError, match=r"test row 0: the chat template rejects this conversation: "
                                        r"System role not supported"):
         label(strategy(tokenizer("gemma"), "instruction"), TRAPS["basic"])
+
+
+def test_truncation_or_padding_left_on_the_shared_tokenizer_changes_nothing() -> None:
+    """The engine calls the Rust tokenizer the transformers tokenizer wraps; settings another caller left on
+    it (axolotl tokenizes with truncation elsewhere) are cleared first, the special-token switch put back."""
+    from chats import A, U, chat
+
+    tok = tokenizer("chatml")
+    messages = chat((U, "Tell me a long story about a river."), (A, "Once upon a time a river ran to the sea."))
+    expected = tok.apply_chat_template(messages, tokenize=True, return_dict=False)
+    tok.backend_tokenizer.enable_truncation(max_length=5)
+    tok.backend_tokenizer.enable_padding(length=200)
+    ids, labels = label(strategy(tok, "instruction"), messages)
+    assert ids == expected and len(labels) == len(expected)
+    assert tok.backend_tokenizer.encode_special_tokens is False

@@ -13,10 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn.engine.conversation import Conversation, Message
@@ -25,6 +23,7 @@ from axolotl_multiturn.engine.render import ChatRenderer, Kind, Plan, Rendered, 
 
 IGNORE_INDEX = -100
 _DATA = (Kind.CONTENT, Kind.REASONING)  # spans whose text comes from the data (tool-call texts are JSON)
+_TEXT = (*_DATA, Kind.TOOL_CALL)  # a message's own text, for the `auto` statistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +44,14 @@ class Encoded:
     @property
     def messages(self) -> tuple[Message, ...]:
         return self.plan.conversation.messages
+
+    def content_tokens(self) -> tuple[int, int]:
+        """Tokens of message texts (contents, reasoning, tool calls) outside and inside assistant turns,
+        as the conversation is tokenized for training: the `auto` statistics."""
+        table = self.rendered.table
+        text = np.isin(table[self.first, 2], _TEXT)
+        assistant = np.array([m.role == "assistant" for m in self.messages] + [False])[table[self.first, 3]]
+        return int((text & ~assistant).sum()), int((text & assistant).sum())
 
     def labels(self, span_trained: np.ndarray) -> np.ndarray:
         """Input ids where trained, -100 where masked; raises on a token that is neither."""
@@ -120,18 +127,7 @@ class Encoder:
         specials = sorted({t.content for t in tokenizer.added_tokens_decoder.values() if t.special and t.content},
                           key=len, reverse=True)
         self.forgeable = re.compile("|".join(map(re.escape, specials))) if literal_content and specials else None
-        # The Rust tokenizer itself (its public API), without the truncation or padding a tokenizer.json may
-        # configure: what `tokenizer(texts, add_special_tokens=False)` runs, without building Python dicts.
-        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-        self.backend.no_truncation()
-        self.backend.no_padding()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The backend copy is rebuilt from the tokenizer (datasets pickles us to hash and to fork).
-        return {k: v for k, v in self.__dict__.items() if k != "backend"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["tokenizer"], state["renderer"], state["forgeable"] is not None)
+        self.backend = tokenizer.backend_tokenizer  # the Rust tokenizer itself (public API), shared
 
     def encode(self, conversations: Sequence[Conversation]) -> list[Encoded | UnlabelableError]:
         """Encode a batch; a row that cannot be rendered exactly comes back as its error, in place."""
@@ -175,18 +171,29 @@ class Encoder:
                 pieces.append((position, len(item.text), False))
             rows.append(pieces)
         results: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        for literal in (False, True):
-            chosen = [(row, start, end) for row, pieces in enumerate(rows) for start, end, lit in pieces
-                      if lit is literal]
-            if chosen:
-                self.backend.encode_special_tokens = literal
-                encodings = self.backend.encode_batch([items[row].text[a:b] for row, a, b in chosen],
-                                                      add_special_tokens=False)
-                for (row, start, _), encoding in zip(chosen, encodings):
-                    n = len(encoding.ids)
-                    offsets = np.fromiter(chain.from_iterable(encoding.offsets), dtype=np.int64, count=2 * n)
-                    results[row, start] = (np.array(encoding.ids, dtype=np.int64), offsets.reshape(n, 2) + start)
-        self.backend.encode_special_tokens = False
+        backend, split = self.backend, self.backend.encode_special_tokens
+        # What `tokenizer(texts, add_special_tokens=False)` runs, without its Python dicts. The backend is
+        # shared: truncation or padding another caller left on it is cleared (transformers sets its own
+        # before each call of its own), and the special-token switch is put back.
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        try:
+            for literal in (False, True):
+                chosen = [(row, start, end) for row, pieces in enumerate(rows) for start, end, lit in pieces
+                          if lit is literal]
+                if chosen:
+                    backend.encode_special_tokens = literal
+                    encodings = backend.encode_batch([items[row].text[a:b] for row, a, b in chosen],
+                                                     add_special_tokens=False)
+                    for (row, start, _), encoding in zip(chosen, encodings):
+                        n = len(encoding.ids)
+                        offsets = np.fromiter(chain.from_iterable(encoding.offsets), dtype=np.int64, count=2 * n)
+                        results[row, start] = (np.array(encoding.ids, dtype=np.int64),
+                                               offsets.reshape(n, 2) + start)
+        finally:
+            backend.encode_special_tokens = split
         out = []
         for row, pieces in enumerate(rows):
             parts = [results[row, start] for start, _, _ in pieces]

@@ -72,10 +72,10 @@ def compare(config: str | Path, modes: list[str], steps: int = 30, held_out: int
     test = list(range(len(raw) - held_out, len(raw)))
 
     def strategy(mode: str) -> Any:  # a dataset key beats the options the plugin carried
-        built = load_strategy(tokenizer, cfg, {**ds_cfg, "masking": mode}).strategy
-        if built.mode is None:
-            built.decide_auto(raw.select(train))
-        return built
+        wrapper = load_strategy(tokenizer, cfg, {**ds_cfg, "masking": mode})
+        if wrapper.strategy.mode is None:
+            wrapper.prepare(raw.select(train))  # decides, as preprocessing does
+        return wrapper.strategy
 
     reference = strategy("instruction")
     test_rows = _rows(reference, raw, test)
