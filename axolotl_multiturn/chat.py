@@ -337,7 +337,8 @@ def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
 
 
 class ChatDatasetWrapper(DatasetWrappingStrategy):
-    """Scans the dataset for `auto`, then labels every row; names rows in errors, counts skips."""
+    """Labels every row in one pass (deciding `auto` in it), counts the summary there and keeps it for
+    training start; names rows in errors, counts skips."""
 
     def __init__(self, strategy: MultiTurnStrategy, key: str | None = None, directory: Path | None = None):
         self.strategy = strategy

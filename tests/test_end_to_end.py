@@ -145,3 +145,45 @@ def test_agent_trajectories_preprocess_and_train(tmp_path: Path, tiny_model: Pat
 
     train = run_axolotl("train", path, tmp_path)
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+
+
+def test_parity_rows_with_sample_packing_and_several_processes(tmp_path: Path, tiny_model: Path) -> None:
+    """Qwen3 reasoning chats with `parity: expand` through `axolotl preprocess` with sample packing and two
+    processes: the prepared rows are exactly the strategy's in one process (every turn in a row of its
+    own, since Qwen3 drops earlier thinking), and a packed training run goes through."""
+    from axolotl.utils.dict import DictDefault
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from axolotl_multiturn.chat import load
+
+    def turn(k: int, i: int) -> list[dict]:
+        return [{"role": "user", "content": f"Question {k} of chat {i}?"},
+                {"role": "assistant", "content": f"Answer {k}.", "reasoning_content": f"Thinking about {k} and {i}."}]
+
+    rows = [{"messages": [m for k in range(3) for m in turn(k, i)]} for i in range(8)]
+    data = tmp_path / "reasoning.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
+    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"), chat_template="qwen3",
+                  sequence_len=256, dataset_prepared_path=str(tmp_path / "prepared"), sample_packing=True,
+                  dataset_num_proc=2, max_steps=2, multiturn={"masking": "instruction", "parity": "expand"})
+    config["datasets"][0]["path"] = str(data)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+
+    pre = run_axolotl("preprocess", path, tmp_path)
+    log = pre.stdout + pre.stderr
+    assert pre.returncode == 0, log[-3000:]
+    prepared = load_from_disk(str(next(p for p in (tmp_path / "prepared").iterdir() if p.is_dir())))
+    expected = load(AutoTokenizer.from_pretrained(tiny_model), DictDefault(
+        {"sequence_len": 256, "chat_template": "qwen3", "multiturn": {"masking": "instruction"}}),
+        DictDefault({"path": str(data)})).wrap_dataset(Dataset.from_list(rows))
+    assert len(prepared) == len(expected) == 3 * len(rows)
+    assert sorted(zip(map(tuple, prepared["input_ids"]), map(tuple, prepared["labels"]))) == sorted(
+        zip(map(tuple, expected["input_ids"]), map(tuple, expected["labels"])))
+
+    train = run_axolotl("train", path, tmp_path)
+    assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
+    assert f"axolotl_multiturn: {data}: parity: 8 conversations train some turns in rows of their own (their " \
+           "template renders history differently): 16 rows added" in train.stdout + train.stderr
