@@ -233,7 +233,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             if not isinstance(item, UnlabelableError):
                 self._warn_dropped(item)
             scan = (1, int(any(m.weight is not None for m in conversation.messages)),
-                    *(item.content_tokens() if isinstance(item, Encoded) else (0, 0)))
+                    *(item.content_tokens() if isinstance(item, Encoded) else (0, 0))) if deferred else ()
             for k, mode in enumerate(modes):
                 try:
                     rows = self._rows(index, item, mode, lines)
@@ -379,8 +379,8 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
                              num_proc=process_count, keep_in_memory=bool(keep_in_memory), fn_kwargs={"stats": True},
                              remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
-        table = mapped.with_format("arrow")[:]
         names = [*STATS, *(("mt_mode", "mt_error") if deciding else ())]
+        table = mapped.select_columns([*names, COUNTS, *(["mt_scan"] if deciding else [])]).with_format("arrow")[:]
         columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in names}
         columns[COUNTS] = _matrix(table.column(COUNTS)).reshape(len(table), len(CATEGORIES), 2)
         if deciding:

@@ -82,13 +82,16 @@ from axolotl_multiturn.tiny import qwen_tokenizer
 from axolotl.utils.chat_templates import get_chat_template
 
 def rss():
-    with open("/proc/self/statm") as stream:
-        return int(stream.read().split()[1]) * 4096 / 2**20
+    \"\"\"(anonymous, file-backed) resident memory in MiB: a memory-mapped Arrow file's pages count as file-backed
+    once read, and the kernel takes them back under pressure.\"\"\"
+    with open("/proc/self/status") as stream:
+        fields = dict(line.split(":", 1) for line in stream)
+    return tuple(int(fields[k].split()[0]) / 1024 for k in ("RssAnon", "RssFile"))
 
-peak = [0.0]
+peak = [0.0, 0.0]
 def sample():
     while True:
-        peak[0] = max(peak[0], rss())
+        peak[:] = [max(p, now) for p, now in zip(peak, rss())]
         time.sleep(0.02)
 
 datasets.disable_caching(); datasets.logging.disable_progress_bar()
@@ -100,13 +103,15 @@ before = rss()
 threading.Thread(target=sample, daemon=True).start()
 start = time.perf_counter()
 out = wrapper.wrap_dataset(raw)
-print(len(out), time.perf_counter() - start, before, max(peak[0], rss()))
+sample_now = rss()
+print(len(out), time.perf_counter() - start, before[0], max(peak[0], sample_now[0]), max(peak[1], sample_now[1]))
 """
 
 
-def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float, float]:
-    """(training rows, seconds, RSS before and peak RSS during preprocessing, in MiB) of `rows`
-    CoQA-shaped conversations read from a JSONL file, in a fresh process (RSS sampled every 20 ms)."""
+def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float, float, float]:
+    """(training rows, seconds, anonymous RSS before and at its peak during preprocessing, and the peak of
+    file-backed RSS, in MiB) of `rows` CoQA-shaped conversations read from a JSONL file, in a fresh process
+    (sampled every 20 ms)."""
     path = tmp / f"coqa-{rows}.jsonl"
     rng = random.Random(rows)
     with open(path, "w", encoding="utf-8") as stream:
@@ -116,9 +121,9 @@ def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float, float]:
                             cwd=tmp, check=False)
     if result.returncode:
         raise SystemExit(f"RSS run failed: {result.stderr[-3000:]}")
-    count, seconds, before, peak = result.stdout.split()[-4:]
+    count, seconds, before, peak, mapped = result.stdout.split()[-5:]
     path.unlink()
-    return int(count), float(seconds), float(before), float(peak)
+    return int(count), float(seconds), float(before), float(peak), float(mapped)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         peaks = {}
         for rows in args.rss_rows:
-            count, seconds, before, peaks[rows] = peak_rss(rows, Path(tmp))
-            print(f"RSS: {rows:,} coqa-shaped conversations from JSONL: {before:,.0f} MiB before, peak "
-                  f"{peaks[rows]:,.0f} MiB while preprocessing ({count:,} rows in {seconds:.0f} s)")
+            count, seconds, before, peaks[rows], mapped = peak_rss(rows, Path(tmp))
+            print(f"RSS: {rows:,} coqa-shaped conversations from JSONL: anonymous {before:,.0f} MiB before, peak "
+                  f"{peaks[rows]:,.0f} MiB while preprocessing; file-backed (memory-mapped Arrow) peak "
+                  f"{mapped:,.0f} MiB ({count:,} rows in {seconds:.0f} s)")
         if len(peaks) > 1:
             small, large = min(peaks), max(peaks)
-            print(f"peak RSS {large:,} vs {small:,} conversations: {peaks[large] / peaks[small]:.2f}x (flat = 1.0)")
+            print(f"peak anonymous RSS {large:,} vs {small:,} conversations: {peaks[large] / peaks[small]:.2f}x "
+                  "(flat = 1.0)")
 
     print(f"\n{'turns':>5} {'tokens':>10} {'us/token':>9}  (axolotl_multiturn.tokenize_prompt alone, by length)")
     strategy = multiturn_load(tokenizer, DictDefault({"sequence_len": 1_000_000,
