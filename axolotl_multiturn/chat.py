@@ -53,7 +53,8 @@ COUNTS = "mt_counts"
 CANDIDATE_COLUMNS = ("mt_mode", "mt_error", "mt_scan")
 #: The modes a scanning mode chooses between. Every conversation is rendered and tokenized once and labelled
 #: by each candidate in the same pass; the dataset's statistics then keep one candidate's rows.
-CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE), Mode.HOSTED_AUTO: (Mode.INSTRUCTION, Mode.NONE)}
+CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE),
+              Mode.HOSTED_AUTO: (Mode.INSTRUCTION, Mode.NONE)}
 
 
 class RowError(ValueError):
@@ -195,16 +196,20 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         counts = count_rows([(row.item, row.labels) if row.item is not None else None for row in rows])
         out: dict[str, pa.Array] = {
             "input_ids": pa.ListArray.from_arrays(offsets, pa.array(flat_ids.astype(np.int32))),
-            "attention_mask": pa.ListArray.from_arrays(offsets, pa.array(np.ones(len(flat_ids), dtype=np.int8))),
+            "attention_mask": pa.ListArray.from_arrays(offsets,
+                                                       pa.array(np.ones(len(flat_ids), dtype=np.int8))),
             "labels": pa.ListArray.from_arrays(offsets, pa.array(flat_labels)),
             COUNTS: _fixed(counts.reshape(len(rows), -1)),
         }
-        for column, field in zip(STATS, ("index", "status", "lost", "extra", "no_parity", "outside", "untrained")):
+        fields = ("index", "status", "lost", "extra", "no_parity", "outside", "untrained")
+        for column, field in zip(STATS, fields):
             out[column] = pa.array([getattr(row, field) for row in rows])
         if modes:
+            failed = ("error", "skipped")
             out |= {"mt_mode": pa.array([row.mode.value for row in rows]),
-                    "mt_error": pa.array([row.note if row.status in ("error", "skipped") else "" for row in rows]),
-                    "mt_scan": _fixed(np.array([row.scan for row in rows], dtype=np.int64).reshape(len(rows), -1))}
+                    "mt_error": pa.array([row.note if row.status in failed else "" for row in rows]),
+                    "mt_scan": _fixed(np.array([row.scan for row in rows], dtype=np.int64)
+                                      .reshape(len(rows), -1))}
         return pa.table(out)
 
     def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int],
@@ -218,8 +223,8 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         back labelled by every mode in turn, with its scan statistics on its first row; what a candidate
         cannot label comes back as status error (or skipped), for the decision to raise or log."""
         if modes is None and self.mode is None:
-            raise ConfigError(f"{self.source}: masking is {self.options.masking.value}, but the dataset was not "
-                              "scanned; load it through axolotl (ChatDatasetWrapper.wrap_dataset) first")
+            raise ConfigError(f"{self.source}: masking is {self.options.masking.value}, but the dataset was "
+                              "not scanned; load it through axolotl (ChatDatasetWrapper.wrap_dataset) first")
         deferred = modes is not None
         modes = modes or (self.mode,)
         conversations = self.conversations(batch, indices)
@@ -377,10 +382,12 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         strategy = self.strategy
         deciding = strategy.mode is None
         mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
-                             num_proc=process_count, keep_in_memory=bool(keep_in_memory), fn_kwargs={"stats": True},
-                             remove_columns=dataset.column_names, desc="axolotl_multiturn: tokenizing")
+                             num_proc=process_count, keep_in_memory=bool(keep_in_memory),
+                             fn_kwargs={"stats": True}, remove_columns=dataset.column_names,
+                             desc="axolotl_multiturn: tokenizing")
         names = [*STATS, *(("mt_mode", "mt_error") if deciding else ())]
-        table = mapped.select_columns([*names, COUNTS, *(["mt_scan"] if deciding else [])]).with_format("arrow")[:]
+        kept = [*names, COUNTS, *(["mt_scan"] if deciding else [])]
+        table = mapped.select_columns(kept).with_format("arrow")[:]
         columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in names}
         columns[COUNTS] = _matrix(table.column(COUNTS)).reshape(len(table), len(CATEGORIES), 2)
         if deciding:
@@ -434,7 +441,8 @@ def summary_key(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_c
     tokenizer. Preprocessing keeps the summary under it; the plugin finds it there at training start."""
     path = Path(str(ds_cfg.get("path") or ""))
     stat = path.stat() if path.is_file() else None
-    parts = {"dataset": {k: ds_cfg.get(k) for k in KEY_FIELDS}, "file": stat and [stat.st_size, stat.st_mtime_ns],
+    parts = {"dataset": {k: ds_cfg.get(k) for k in KEY_FIELDS},
+             "file": stat and [stat.st_size, stat.st_mtime_ns],
              "options": repr(resolve(cfg, ds_cfg, where=str(path))), "sequence_len": cfg.get("sequence_len"),
              "template": resolve_chat_template(tokenizer, cfg, ds_cfg), "eot": cfg.get("eot_tokens"),
              "kwargs": cfg.get("chat_template_kwargs"), "tokenizer": [tokenizer.name_or_path, len(tokenizer)]}

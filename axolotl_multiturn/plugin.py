@@ -109,7 +109,8 @@ class MultiTurnPlugin(BasePlugin):
         missing = []
         for ds_cfg in cfg.get("datasets") or []:
             if ds_cfg.get("type") == DATASET_TYPE and resolve(cfg, ds_cfg, str(ds_cfg.get("path"))).log_summary:
-                summary = recall(summary_key(trainer.processing_class, cfg, ds_cfg), summary_directory(cfg, ds_cfg))
+                key = summary_key(trainer.processing_class, cfg, ds_cfg)
+                summary = recall(key, summary_directory(cfg, ds_cfg))
                 if summary is None:
                     missing.append(str(ds_cfg.get("path")))
                     continue

@@ -349,8 +349,9 @@ def _message(raw: Mapping[str, Any]) -> Message:
     calls = tuple(ToolCall(c["id"], c["function"]["name"], _arguments(c["function"]["arguments"]) or {})
                   for c in raw["tool_calls"]) if raw.get("tool_calls") else ()
     content = raw.get("content")  # list parts are joined with newlines (as vLLM does for string templates)
-    return Message(raw["role"], "\n".join(part["text"] for part in content) if isinstance(content, list) else content,
-                   raw.get("weight"), calls, raw.get("tool_call_id"), raw.get("reasoning_content", raw.get("reasoning")))
+    text = "\n".join(part["text"] for part in content) if isinstance(content, list) else content
+    return Message(raw["role"], text, raw.get("weight"), calls, raw.get("tool_call_id"),
+                   raw.get("reasoning_content", raw.get("reasoning")))
 
 
 def parse_conversation(obj: Mapping[str, Any]) -> Conversation:

@@ -85,7 +85,8 @@ def span_trained(rendered: Rendered, messages: Sequence[Message], mode: Mode,
                  last_turn_only: bool = False, reasoning: bool = True) -> np.ndarray:
     """One bool per span: a message's spans (an assistant's whole generation) follow its decision,
     template spans the mode; with `reasoning` False a trace stays masked inside a trained generation."""
-    per_message = np.array([*message_trained(messages, mode, last_turn_only), POLICIES[mode].template], dtype=bool)
+    per_message = np.array([*message_trained(messages, mode, last_turn_only), POLICIES[mode].template],
+                           dtype=bool)
     trained = per_message[rendered.table[:, 3]]  # template text is message -1: the mode's decision
     if not reasoning:
         trained &= rendered.table[:, 2] != Kind.REASONING
@@ -154,7 +155,8 @@ class Encoder:
         if self.forgeable is None:
             return []
         data = item.table[np.isin(item.table[:, 2], _DATA)]
-        return [m.span() for start, end in data[:, :2].tolist() for m in self.forgeable.finditer(item.text, start, end)]
+        return [m.span() for start, end in data[:, :2].tolist()
+                for m in self.forgeable.finditer(item.text, start, end)]
 
     def _tokenize(self, items: Sequence[Rendered]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids, offsets) per rendered conversation: one tokenizer call for the whole pieces, one more
@@ -189,7 +191,8 @@ class Encoder:
                                                      add_special_tokens=False)
                     for (row, start, _), encoding in zip(chosen, encodings):
                         n = len(encoding.ids)
-                        offsets = np.fromiter(chain.from_iterable(encoding.offsets), dtype=np.int64, count=2 * n)
+                        offsets = np.fromiter(chain.from_iterable(encoding.offsets), dtype=np.int64,
+                                              count=2 * n)
                         results[row, start] = (np.array(encoding.ids, dtype=np.int64),
                                                offsets.reshape(n, 2) + start)
         finally:

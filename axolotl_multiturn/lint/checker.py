@@ -82,7 +82,8 @@ class LineChecker:
         found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj, written, escapes) + theirs
         return sorted(found, key=lambda f: f.column or 0)
 
-    def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes, escapes: bool) -> list[Finding]:
+    def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes,
+              escapes: bool) -> list[Finding]:
         problems = check_conversation(obj)
         findings = [self.finding(number, p.code, p.message, p.pointer, _column(raw, p.pointer)) for p in problems]
         messages = obj.get("messages")
@@ -111,7 +112,8 @@ class LineChecker:
                                                  "file as UTF-8 without BOM", column=1)
         return self.finding(number, "MT002", _json_message(error, text), column=_char_column(error, text))
 
-    def _warnings(self, number: int, raw: bytes, messages: list[dict[str, Any]], escapes: bool) -> list[Finding]:
+    def _warnings(self, number: int, raw: bytes, messages: list[dict[str, Any]],
+                  escapes: bool) -> list[Finding]:
         findings = []
         # Look message by message only when the line may hold one: JSON writes these strings as they are,
         # unless it escapes characters (then always look).

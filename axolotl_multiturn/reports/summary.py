@@ -91,7 +91,8 @@ class Summary:
         fields = orjson.loads(data)
         decision, outcomes = fields.pop("decision"), fields.pop("outcomes")
         return cls(**{**fields, "mode": Mode(fields["mode"])},
-                   decision=AutoDecision(**{**decision, "mode": Mode(decision["mode"])}) if decision else None,
+                   decision=(AutoDecision(**{**decision, "mode": Mode(decision["mode"])})
+                             if decision else None),
                    outcomes=Outcomes(**{**outcomes, "dropped_rows": tuple(outcomes["dropped_rows"])})
                    if outcomes else None)
 
