@@ -120,7 +120,7 @@ def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
-#: Per training row, `COUNTS` holds [masked-or-trained] token counts for each role group then each class.
+#: Per training row, `chat.COUNTS` holds its [masked, trained] token counts per role group, then per class.
 CATEGORIES = (*GROUPS, *CLASSES)
 _GROUP_OF_ROLE = {role: k for k, role in enumerate(GROUPS)}
 
