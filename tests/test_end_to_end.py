@@ -150,12 +150,14 @@ def test_agent_trajectories_preprocess_and_train(tmp_path: Path, tiny_model: Pat
 def test_parity_rows_with_sample_packing_and_several_processes(tmp_path: Path, tiny_model: Path) -> None:
     """Qwen3 reasoning chats with `parity: expand` through `axolotl preprocess` with sample packing and two
     processes: the prepared rows are exactly the strategy's in one process (every turn in a row of its
-    own, since Qwen3 drops earlier thinking), and a packed training run goes through."""
+    own, since Qwen3 drops earlier thinking), and the summary saved for training start counts them.
+    (A packed training run over windows and two processes is `test_split_windows_...` above.)"""
     from axolotl.utils.dict import DictDefault
     from datasets import Dataset
     from transformers import AutoTokenizer
 
     from axolotl_multiturn.chat import load
+    from axolotl_multiturn.reports.summary import Summary
 
     def turn(k: int, i: int) -> list[dict]:
         return [{"role": "user", "content": f"Question {k} of chat {i}?"},
@@ -183,7 +185,8 @@ def test_parity_rows_with_sample_packing_and_several_processes(tmp_path: Path, t
     assert sorted(zip(map(tuple, prepared["input_ids"]), map(tuple, prepared["labels"]))) == sorted(
         zip(map(tuple, expected["input_ids"]), map(tuple, expected["labels"])))
 
-    train = run_axolotl("train", path, tmp_path)
-    assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
-    assert f"axolotl_multiturn: {data}: parity: 8 conversations train some turns in rows of their own (their " \
-           "template renders history differently): 16 rows added" in train.stdout + train.stderr
+    [saved] = (tmp_path / "prepared").glob("axolotl_multiturn-*.summary.json")
+    lines = Summary.from_json(saved.read_bytes()).lines()
+    assert any(line.startswith(f"{data}: parity: 8 conversations train some turns in rows of their own (their "
+                               "template renders history differently): 16 rows added, ") for line in lines)
+    assert f"{data}: parity: 24 assistant turns have no row in their inference context" in lines[-1]
