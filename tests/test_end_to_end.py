@@ -27,18 +27,24 @@ def run_axolotl(command: str, config: Path, cwd: Path) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=600)
 
 
+def write_config(tmp_path: Path, tiny_model: Path, data: Path, **overrides) -> Path:
+    """`tests/data/tiny-train.yml` on the tiny model, training on `data`, with `overrides`; its path."""
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
+    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"),
+                  dataset_prepared_path=str(tmp_path / "prepared"), **overrides)
+    config["datasets"][0]["path"] = str(data)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_preprocess_and_train_through_the_plugin(tmp_path: Path, tiny_model: Path) -> None:
     rows = [chat((S, f"Story {i}: Ann has {i} red apples and a blue kite."), (U, "What does Ann have?"),
                  (A, "Apples and a kite."), (U, "How many apples?"), (A, f"{i}"))
             for i in range(24)]
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
-    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
-    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"),
-                  dataset_prepared_path=str(tmp_path / "prepared"))
-    config["datasets"][0]["path"] = str(data)
-    path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_config(tmp_path, tiny_model, data)
 
     pre = run_axolotl("preprocess", path, tmp_path)
     assert pre.returncode == 0, pre.stdout[-3000:] + pre.stderr[-3000:]
@@ -85,13 +91,8 @@ def test_split_windows_with_sample_packing_and_several_processes(tmp_path: Path,
             for i in range(12)]
     data = tmp_path / "long.jsonl"
     data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
-    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
-    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"), sequence_len=192,
-                  dataset_prepared_path=str(tmp_path / "prepared"), sample_packing=True, max_steps=2,
-                  multiturn={"masking": "instruction"})
-    config["datasets"][0]["path"] = str(data)
-    path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_config(tmp_path, tiny_model, data, sequence_len=192, sample_packing=True, max_steps=2,
+                        multiturn={"masking": "instruction"})
 
     pre = run_axolotl("preprocess", path, tmp_path)
     log = pre.stdout + pre.stderr
@@ -120,13 +121,8 @@ def test_agent_trajectories_preprocess_and_train(tmp_path: Path, tiny_model: Pat
             for messages, tools in shapes]
     data = tmp_path / "agent.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
-    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"), chat_template="qwen_25",
-                  dataset_prepared_path=str(tmp_path / "prepared"), sequence_len=512)
-    config["multiturn"] = {"masking": "instruction"}
-    config["datasets"][0]["path"] = str(data)
-    path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_config(tmp_path, tiny_model, data, chat_template="qwen_25", sequence_len=512,
+                        multiturn={"masking": "instruction"})
 
     pre = run_axolotl("preprocess", path, tmp_path)
     assert pre.returncode == 0, pre.stdout[-3000:] + pre.stderr[-3000:]
@@ -166,13 +162,9 @@ def test_parity_rows_with_sample_packing_and_several_processes(tmp_path: Path, t
     rows = [{"messages": [m for k in range(3) for m in turn(k, i)]} for i in range(8)]
     data = tmp_path / "reasoning.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny-train.yml").read_text())
-    config.update(base_model=str(tiny_model), output_dir=str(tmp_path / "out"), chat_template="qwen3",
-                  sequence_len=256, dataset_prepared_path=str(tmp_path / "prepared"), sample_packing=True,
-                  dataset_num_proc=2, max_steps=2, multiturn={"masking": "instruction", "parity": "expand"})
-    config["datasets"][0]["path"] = str(data)
-    path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_config(tmp_path, tiny_model, data, chat_template="qwen3", sequence_len=256,
+                        sample_packing=True, dataset_num_proc=2,
+                        multiturn={"masking": "instruction", "parity": "expand"})
 
     pre = run_axolotl("preprocess", path, tmp_path)
     log = pre.stdout + pre.stderr
