@@ -10,7 +10,6 @@ from collections.abc import Generator, Iterator, Sequence
 
 from axolotl_multiturn.lint.checker import Finding, check_lines
 from axolotl_multiturn.lint.compat import PROFILES
-from axolotl_multiturn.lint.fix import fix_file
 from axolotl_multiturn.lint.parallel import check_file
 from axolotl_multiturn.lint.reporters import REPORTERS, statistics
 from axolotl_multiturn.lint.rules import RULES, matches
@@ -97,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter.close()
     notes = sys.stdout if args.format == "text" else sys.stderr  # machine formats stay one document
     if args.fix:
+        from axolotl_multiturn.lint.fix import fix_file  # here: only --fix pays for tempfile and shutil
+
         for path in (p for p in args.files if p != "-"):
             try:
                 report = fix_file(path, in_place=args.in_place)

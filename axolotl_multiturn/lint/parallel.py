@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import multiprocessing
 import os
 from collections.abc import Iterator
 
@@ -66,6 +65,8 @@ def check_file(path: str, compat: str | None = None, workers: int | None = None)
         with open(path, "rb") as stream:
             yield from check_lines(path, stream, compat)
         return
+    import multiprocessing  # here: a small file (a pre-commit run) never pays its import
+
     merger = LineChecker(path)
     offset, empty = 0, True
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
