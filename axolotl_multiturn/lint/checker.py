@@ -203,8 +203,8 @@ def _key_count(value: dict[str, Any] | list[Any]) -> int:
 def _digest(obj: dict[str, Any], written: bytes) -> bytes:
     """A conversation's identity: its messages as orjson writes them with sorted keys (`written` is the
     whole object so written; an object of messages alone is `{"messages":` + them + `}`)."""
-    messages = written[len(b'{"messages":'):-1] if len(obj) == 1 else orjson.dumps(
-        obj["messages"], option=orjson.OPT_SORT_KEYS)
+    messages = memoryview(written)[len(b'{"messages":'):-1] if len(obj) == 1 else orjson.dumps(
+        obj["messages"], option=orjson.OPT_SORT_KEYS)  # a view: no copy of the line
     return hashlib.sha1(messages, usedforsecurity=False).digest()
 
 
