@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn.engine.conversation import Conversation, Message
 from axolotl_multiturn.engine.masking import POLICIES, Mode, message_trained
-from axolotl_multiturn.engine.render import ChatRenderer, Kind, Plan, Rendered, UnlabelableError
+from axolotl_multiturn.engine.render import ChatRenderer, Column, Kind, Plan, Rendered, UnlabelableError
 
 IGNORE_INDEX = -100
 _DATA = (Kind.CONTENT, Kind.REASONING)  # spans whose text comes from the data (tool-call texts are JSON)
@@ -49,8 +49,9 @@ class Encoded:
         """Tokens of message texts (contents, reasoning, tool calls) outside and inside assistant turns,
         as the conversation is tokenized for training: the `auto` statistics."""
         table = self.rendered.table
-        text = np.isin(table[self.first, 2], _TEXT)
-        assistant = np.array([m.role == "assistant" for m in self.messages] + [False])[table[self.first, 3]]
+        text = np.isin(table[self.first, Column.KIND], _TEXT)
+        assistant = np.array([m.role == "assistant" for m in self.messages] + [False])[
+            table[self.first, Column.MESSAGE]]
         return int((text & ~assistant).sum()), int((text & assistant).sum())
 
     def labels(self, span_trained: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ class Encoded:
     def _glued_decision(self, token: int, span_trained: np.ndarray) -> bool:
         """A token across spans with different labels: decided by its non-glue spans, if they agree."""
         spans = range(self.first[token], self.last[token] + 1)
-        decisions = {bool(span_trained[k]) for k in spans if not self.rendered.table[k, 4]}
+        decisions = {bool(span_trained[k]) for k in spans if not self.rendered.table[k, Column.GLUE]}
         if len(decisions) != 1:
             raise UnlabelableError(self._describe_mixed(token))
         return decisions.pop()
@@ -87,9 +88,10 @@ def span_trained(rendered: Rendered, messages: Sequence[Message], mode: Mode,
     template spans the mode; with `reasoning` False a trace stays masked inside a trained generation."""
     per_message = np.array([*message_trained(messages, mode, last_turn_only), POLICIES[mode].template],
                            dtype=bool)
-    trained = per_message[rendered.table[:, 3]]  # template text is message -1: the mode's decision
+    # template text is message -1: the mode's decision
+    trained = per_message[rendered.table[:, Column.MESSAGE]]
     if not reasoning:
-        trained &= rendered.table[:, 2] != Kind.REASONING
+        trained &= rendered.table[:, Column.KIND] != Kind.REASONING
     return trained
 
 
@@ -146,7 +148,7 @@ class Encoder:
                 out.append(item)
                 continue
             ids, offsets = next(encoded)
-            first, last = _span_ranges(offsets, item.table[:, 0], len(item.text))
+            first, last = _span_ranges(offsets, item.table[:, Column.START], len(item.text))
             out.append(Encoded(ids, offsets, item, plan, first, last))
         return out
 
@@ -154,8 +156,8 @@ class Encoder:
         """Where a special token's text occurs inside a content span."""
         if self.forgeable is None:
             return []
-        data = item.table[np.isin(item.table[:, 2], _DATA)]
-        return [m.span() for start, end in data[:, :2].tolist()
+        data = item.table[np.isin(item.table[:, Column.KIND], _DATA)]
+        return [m.span() for start, end in data[:, [Column.START, Column.END]].tolist()
                 for m in self.forgeable.finditer(item.text, start, end)]
 
     def _tokenize(self, items: Sequence[Rendered]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -63,14 +63,24 @@ class Span(NamedTuple):
     glue: bool = False  # whitespace template text touching a content span (see `_glue`)
 
 
+class Column(IntEnum):
+    """The columns of `Rendered.table`, one per `Span` field."""
+
+    START = 0
+    END = 1
+    KIND = 2
+    MESSAGE = 3
+    GLUE = 4
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A rendered conversation and a gap-free, ordered cover of its text by spans.
 
-    `table` holds the spans as rows (start, end, kind, message, glue): rows are made per conversation and
-    consumed by array work (labels, counts); `spans` is the same as `Span` tuples. `dropped` lists the
-    messages the template does not render at all (Mistral v3 drops the system message unless the
-    conversation ends with a user turn).
+    `table` holds the spans as rows (columns: `Column`): rows are made per conversation and consumed by
+    array work (labels, counts); `spans` is the same as `Span` tuples. `dropped` lists the messages the
+    template does not render at all (Mistral v3 drops the system message unless the conversation ends
+    with a user turn).
     """
 
     text: str

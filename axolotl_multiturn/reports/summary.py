@@ -19,7 +19,7 @@ import orjson
 
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
-from axolotl_multiturn.engine.render import Kind
+from axolotl_multiturn.engine.render import Column, Kind
 from axolotl_multiturn.engine.windows import GONE, Outcomes
 
 GROUPS = ("system", "user", "assistant", "tool", "template")  # by role; a whole generation is assistant
@@ -136,8 +136,8 @@ def count_rows(items: Sequence[Any]) -> np.ndarray:
         item, labels = entry
         table = item.rendered.table
         roles = np.array([*(_GROUP_OF_ROLE[m.role] for m in item.messages), len(GROUPS) - 1])
-        kinds = table[item.first, 2]
-        groups = np.where(kinds == Kind.TEMPLATE, len(GROUPS) - 1, roles[table[item.first, 3]])
+        kinds = table[item.first, Column.KIND]
+        groups = np.where(kinds == Kind.TEMPLATE, len(GROUPS) - 1, roles[table[item.first, Column.MESSAGE]])
         trained = (labels != IGNORE_INDEX).astype(np.int64)
         base = row * width + trained
         indices += [base + 2 * groups, base + 2 * (len(GROUPS) + kinds)]
