@@ -9,8 +9,6 @@ untouched on any error.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import orjson
 
 from axolotl_multiturn.engine.conversation import ROLES
+from axolotl_multiturn.files import written_whole
 from axolotl_multiturn.lint.checker import LineChecker
 
 
@@ -79,33 +78,27 @@ def fix_file(path: str | Path, in_place: bool = False) -> FixReport:
     target = source if in_place else source.with_name(f"{source.stem}.fixed{source.suffix or '.jsonl'}")
     report = FixReport(target)
     checker = LineChecker(str(source))
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as out, open(source, "rb") as stream:
-            for number, raw in enumerate(stream, start=1):
-                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                    report.changes["byte order mark removed"] += 1
-                if raw.endswith(b"\r\n"):
-                    report.changes["CRLF line end written as LF"] += 1
-                if not raw.strip():
-                    report.changes["blank line removed"] += 1
-                    continue
-                line = raw.rstrip(b"\r\n") + b"\n"
-                before = sum(report.changes.values())
-                errors = [f for f in checker.check(number, line) if f.severity == "error"]
-                if not any(f.code in ("MT001", "MT002", "MT003", "MT006") for f in errors):
-                    obj = fix_object(orjson.loads(line), report.changes)
-                    if sum(report.changes.values()) != before:  # unchanged lines stay byte for byte
-                        line = orjson.dumps(obj) + b"\n"
-                        errors = [f for f in checker.check(number, line) if f.severity == "error"]
-                if errors:
-                    report.left_out.append((number, f"{errors[0].code} {errors[0].message}"))
-                    continue
-                out.write(line)
-                report.lines += 1
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with written_whole(target) as out, open(source, "rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+                report.changes["byte order mark removed"] += 1
+            if raw.endswith(b"\r\n"):
+                report.changes["CRLF line end written as LF"] += 1
+            if not raw.strip():
+                report.changes["blank line removed"] += 1
+                continue
+            line = raw.rstrip(b"\r\n") + b"\n"
+            before = sum(report.changes.values())
+            errors = [f for f in checker.check(number, line) if f.severity == "error"]
+            if not any(f.code in ("MT001", "MT002", "MT003", "MT006") for f in errors):
+                obj = fix_object(orjson.loads(line), report.changes)
+                if sum(report.changes.values()) != before:  # unchanged lines stay byte for byte
+                    line = orjson.dumps(obj) + b"\n"
+                    errors = [f for f in checker.check(number, line) if f.severity == "error"]
+            if errors:
+                report.left_out.append((number, f"{errors[0].code} {errors[0].message}"))
+                continue
+            out.write(line)
+            report.lines += 1
     return report

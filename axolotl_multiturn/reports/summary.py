@@ -7,8 +7,6 @@ column and summed by `from_columns`), so the numbers are those of training and c
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
 from axolotl_multiturn.engine.render import Column, Kind
 from axolotl_multiturn.engine.windows import GONE, Outcomes
+from axolotl_multiturn.files import written_whole
 
 GROUPS = ("system", "user", "assistant", "tool", "template")  # by role; a whole generation is assistant
 CLASSES = tuple(kind.name.lower() for kind in Kind)  # template, content, closing, reasoning, tool_call, markup
@@ -191,9 +190,8 @@ def remember(key: str, summary: Summary, directory: Path | None) -> None:
     if directory is None:
         return
     directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=directory, suffix=".tmp", delete=False) as stream:
+    with written_whole(_saved(key, directory)) as stream:
         stream.write(summary.to_json())
-    os.replace(stream.name, _saved(key, directory))
 
 
 def recall(key: str, directory: Path | None) -> Summary | None:
