@@ -1,4 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Each creates .venv and installs what it needs.
+# Another interpreter gets a virtualenv of its own: `make test PYTHON=python3.12 VENV=.venv-py312` (.ci/run's second lane).
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
@@ -10,12 +12,18 @@ export AXOLOTL_DO_NOT_TRACK := 1
 export WANDB_MODE := disabled
 export PYTHONUNBUFFERED := 1
 
+# torch and what it needs, downloaded once and kept: on Python 3.11 the CPU wheel this machine has on disk, on
+# 3.12 the registry's CUDA build (about 3 GB with its CUDA libraries, which the registry marks uncacheable, so
+# pip's own cache would download it again on every fresh clone).
+WHEELHOUSE ?= $(HOME)/.cache/axolotl-multiturn/wheels
+
 .PHONY: install test demo bench lint-schemas clean
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install torch==2.13.0
+	$(PIP) download -d $(WHEELHOUSE) torch==2.13.0
+	$(PIP) install --no-index --find-links $(WHEELHOUSE) torch==2.13.0
 	$(PIP) install -e '.[axolotl,test]'
 	touch $@
 

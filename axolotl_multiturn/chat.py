@@ -142,8 +142,8 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                            "set field_messages on the dataset entry")
         out: list[Conversation | None] = []
         rows = (self._line_rows(batch["text"], indices) if lines else
-                ({"messages": [without_nulls(m) if isinstance(m, Mapping) else m for m in raw]
-                  if isinstance(raw, list) else raw, **({"tools": offered} if offered is not None else {})}
+                ({"messages": [without_nulls(m, keep="content") for m in raw] if isinstance(raw, list) else raw,
+                  **({"tools": without_nulls(offered)} if offered is not None else {})}
                  for raw, offered in zip(batch[self.field_messages], batch.get("tools") or [None] * len(indices))))
         for index, row in zip(indices, rows):
             if row is None:

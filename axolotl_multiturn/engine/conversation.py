@@ -339,10 +339,20 @@ def check_conversation(obj: Any) -> list[Problem]:
     return problems
 
 
-def without_nulls(message: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop keys whose value is None, except content: Arrow fills a key missing from some rows (like
-    `weight`) with null; a null content is meaningful (an assistant turn that only calls tools)."""
-    return {k: v for k, v in message.items() if v is not None or k == "content"}
+def without_nulls(value: Any, keep: str | None = None) -> Any:
+    """`value` without the object keys whose value is null, at every depth (but `keep`'s at the top).
+
+    A dataset row that came through Arrow (parquet, the Hub, `Dataset.from_list`, datasets' JSON loader)
+    holds every key that any row, message or tool of its column holds: struct types are unified, and a key
+    missing here is filled with null (`weight`, a tool's parameters gaining `"query": null` from another
+    tool). Those nulls are the loader's, not the user's, and no template may see them. A null content is
+    meaningful (an assistant turn that only calls tools), so messages keep it. What cannot be told apart: a
+    literal null the user wrote inside an object (a tool schema's `"default": null`) is dropped too."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None or k == keep}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def _message(raw: Mapping[str, Any]) -> Message:
