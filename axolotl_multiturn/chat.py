@@ -109,12 +109,16 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     """Batched: one template render per conversation and one tokenizer call per batch."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, encoder: Encoder, options: Options,
-                 field_messages: str = "messages", sequence_len: int = 2048, source: str = "dataset"):
+                 field_messages: str = "messages", sequence_len: int = 2048, source: str = "dataset",
+                 sampled: str = ""):
         super().__init__(None, tokenizer, train_on_inputs=False, sequence_len=sequence_len)
         self.encoder = encoder
         self.options = options
         self.field_messages = field_messages
         self.source = source
+        # axolotl's `shards` or `weight` (a fraction) shuffle and subsample the rows before we see them, so
+        # that a row's index is no longer its line: `sampled` says which, for errors to say so.
+        self.sampled = sampled
         # The mode that labels rows; for `auto` it is set by `decide` once the one pass has scanned the
         # dataset. It is part of this object's pickled state, hence of the datasets map fingerprint.
         self.mode: Mode | None = None if options.masking.scans else options.masking
@@ -131,7 +135,10 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         return self.field_messages not in batch and list(batch) == ["text"]
 
     def where(self, index: int, lines: bool) -> str:
-        return f"{self.source} line {index + 1}" if lines else f"{self.source} row {index}"
+        if lines and not self.sampled:
+            return f"{self.source} line {index + 1}"
+        sample = f" of the {self.sampled} sample (`check-chat-jsonl {self.source}` names lines)" if self.sampled else ""
+        return f"{self.source} row {index}{sample}"
 
     def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]
                       ) -> list[Conversation | None]:
@@ -427,13 +434,21 @@ def load(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Map
     options = resolve(cfg, ds_cfg, where=source)
     strategy = MultiTurnStrategy(tokenizer, build_encoder(tokenizer, cfg, ds_cfg, options), options,
                                  field_messages=ds_cfg.get("field_messages") or "messages",
-                                 sequence_len=cfg.get("sequence_len") or 2048, source=source)
+                                 sequence_len=cfg.get("sequence_len") or 2048, source=source,
+                                 sampled=sampling(ds_cfg))
     return ChatDatasetWrapper(strategy, summary_key(tokenizer, cfg, ds_cfg), summary_directory(cfg, ds_cfg))
+
+
+def sampling(ds_cfg: Mapping[str, Any]) -> str:
+    """How axolotl samples the dataset's rows before the strategy sees them ("" when it keeps them all)."""
+    weight, shards = ds_cfg.get("weight"), ds_cfg.get("shards")
+    return ", ".join([*([f"weight {weight}"] if weight is not None and weight < 1 else []),
+                      *([f"shards {shards}"] if shards else [])])
 
 
 #: The dataset entry's fields that decide what it holds (with the file's size and time, for a local file).
 KEY_FIELDS = ("path", "name", "split", "data_files", "revision", "field_messages", "ds_type", "chat_template",
-              "chat_template_jinja", CARRIER_KEY)
+              "chat_template_jinja", "weight", "shards", "shards_idx", CARRIER_KEY)
 
 
 def summary_key(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> str:

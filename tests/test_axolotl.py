@@ -232,3 +232,31 @@ def test_training_start_summary_is_the_preprocessing_count(tmp_path: Path, monke
         f"axolotl_multiturn: no summary was saved with the prepared dataset of {data} (prepared by another "
         f"version; delete the prepared dataset to count it again). The training set as prepared: "
         f"{len(prepared):,} rows, {tokens:,} tokens, {trained:,} trained ({100 * trained / tokens:.1f}%)"]
+
+
+def sampling_keys() -> list[dict]:
+    """`shards` on every supported axolotl; `weight` (a fraction) from 0.20 on."""
+    from axolotl.utils.schemas.datasets import SFTDataset
+
+    return [{"shards": 1}, *([{"weight": 0.99}] if "weight" in SFTDataset.model_fields else [])]
+
+
+@pytest.mark.parametrize("sampled", sampling_keys(), ids=lambda keys: next(iter(keys)))
+def test_a_sampled_file_names_rows_not_lines(tmp_path: Path, tiny_model: Path, sampled: dict) -> None:
+    """axolotl shuffles and subsamples a dataset with `shards` or a fractional `weight` before the strategy
+    sees it, so a row's index is no longer its line: the error must not name a line it cannot know."""
+    from axolotl.loaders import load_tokenizer
+    from axolotl.utils.data import prepare_datasets
+
+    good = {"messages": HI}
+    bad = {"messages": chat((U, "Hi"), (U, "again"))}
+    (tmp_path / "train.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in
+                                                  (good, bad, bad, bad, bad, bad)))
+    key, value = next(iter(sampled.items()))
+    cfg = load_cfg(write_config(tmp_path, tiny_model, multiturn={"masking": "instruction", "preflight": False},
+                                dataset_prepared_path=str(tmp_path / "prepared"),
+                                datasets=[{"path": str(tmp_path / "train.jsonl"), "type": "axolotl_multiturn.chat",
+                                           **sampled}]))
+    with pytest.raises(RowError, match=rf"^{tmp_path}/train\.jsonl row \d of the {key} {value} sample "
+                                       rf"\(`check-chat-jsonl {tmp_path}/train\.jsonl` names lines\): MT203 "):
+        prepare_datasets(cfg, load_tokenizer(cfg))

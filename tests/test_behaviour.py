@@ -40,8 +40,9 @@ def labelled(tok: Any, mask_closing: bool) -> list[tuple[list[int], list[int]]]:
     return out
 
 
-#: Full fine-tuning steps per family: qwen3's answers sit after four more template-written tokens.
-STEPS = {"chatml": 120, "qwen3": 200}
+#: Full fine-tuning steps per family: qwen3's answers sit after four more template-written tokens. At 200 steps
+#: qwen3 still answered "Ann has." on this machine (loss 0.19); at 300 the loss is 0.012, on both lanes.
+STEPS = {"chatml": 120, "qwen3": 300}
 
 
 @cache

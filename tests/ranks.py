@@ -1,0 +1,39 @@
+"""One rank of a multi-process axolotl run on the CPU, for `torchrun --nproc_per_node N tests/ranks.py CONFIG OUT`.
+
+`axolotl train --launcher torchrun` cannot run on a machine without accelerators: axolotl's config
+normalization gives each rank `device_map = {"": LOCAL_RANK}`, an accelerator index. This runs what
+`axolotl train` runs (`axolotl.cli.train.do_train`: the config with the plugins' `register`, the dataset
+entry point, then `axolotl.train.train`) with that one setting cleared, over gloo. Each rank writes the
+digest of the rows it was given to OUT/rank-N.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main(config: str, out: str) -> None:
+    from axolotl.cli.config import load_cfg
+    from axolotl.common.datasets import load_datasets
+    from axolotl.train import train
+
+    cfg = load_cfg(config)
+    cfg.device_map = None  # CPU ranks: see the module docstring
+    meta = load_datasets(cfg=cfg)
+    rows = meta.train_dataset.with_format(None)[:]
+    digest = hashlib.sha256(json.dumps([rows["input_ids"], rows["labels"]]).encode()).hexdigest()
+    _, _, trainer = train(cfg=cfg, dataset_meta=meta)
+    rank = int(os.environ.get("RANK", 0))
+    Path(out, f"rank-{rank}.json").write_text(json.dumps({
+        "rows": len(rows["input_ids"]), "digest": digest,
+        "sorted_rows": sorted([ids, labels] for ids, labels in zip(rows["input_ids"], rows["labels"])), "world_size": trainer.args.world_size,
+        "steps": trainer.state.global_step, "backend": trainer.args.ddp_backend or "",
+        "loss": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
