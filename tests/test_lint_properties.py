@@ -65,6 +65,43 @@ def test_deeply_nested_line_is_a_finding() -> None:
     assert [(f.line, f.code) for f in check_lines("deep", [line])] == [(1, "MT002")]
 
 
+def openings(depth: int, shapes: list[str]) -> list[str]:
+    """The opening tokens of `depth` levels of arrays and objects, shapes cycled."""
+    return ['{"k": ' if shapes[i % len(shapes)] == "object" else "[" for i in range(depth)]
+
+
+def nested(depth: int, shapes: list[str]) -> str:
+    """`depth` levels of arrays and objects as JSON text around the number 1."""
+    tokens = openings(depth, shapes)
+    return "".join(tokens) + "1" + "".join("}" if t.startswith("{") else "]" for t in reversed(tokens))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 1100), st.lists(st.sampled_from(["array", "object"]), min_size=1, max_size=3),
+       st.sampled_from(["metadata", "content", "arguments"]))
+def test_any_nesting_depth_gives_findings_never_a_traceback(depth: int, shapes: list[str], where: str) -> None:
+    """Nesting the parser reads is checked up to the linter's limit (254 levels), an MT007 beyond it at the
+    bracket that crosses it, an MT002 beyond what the parser reads (1,024): never an exception."""
+    value = nested(depth, shapes)
+    call = ('{"id": "c1", "type": "function", "function": {"name": "f", "arguments": %s}}' % value
+            if where == "arguments" else None)
+    messages = [f'{{"role": "user", "content": {value if where == "content" else json.dumps("hi")}}}',
+                '{"role": "assistant", "content": null, "tool_calls": [%s]}' % call if call else
+                '{"role": "assistant", "content": "ok"}']
+    if call:
+        messages += ['{"role": "tool", "tool_call_id": "c1", "content": "x"}', '{"role": "assistant", "content": "y"}']
+    line = '{"messages": [%s]%s}' % (", ".join(messages), f', "metadata": {value}' if where == "metadata" else "")
+    above = {"metadata": 1, "content": 3, "arguments": 6}[where]  # the containers around the value
+    findings = list(check_lines("deep", [line.encode()]))
+    if depth + above > 1024:
+        assert [f.code for f in findings] == ["MT002"]
+    elif depth + above > 254:
+        crossing = line.index(value) + len("".join(openings(254 - above, shapes))) + 1
+        assert [(f.code, f.column) for f in findings] == [("MT007", crossing)]
+    else:
+        assert not {"MT002", "MT007"} & {f.code for f in findings}
+
+
 def test_deep_but_parsable_nesting_in_content() -> None:
     content = orjson.dumps({"messages": [{"role": "user", "content": json.loads("[" * 200 + "]" * 200)}]})
     assert [f.code for f in check_lines("deep", [content])] == ["MT204", "MT109"]  # a list content of non-text parts

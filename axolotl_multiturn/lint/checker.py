@@ -67,7 +67,12 @@ class LineChecker:
         if not isinstance(obj, dict):
             return [self.finding(number, "MT003", "expected a JSON object with a 'messages' list, got "
                                                   f"{type(obj).__name__ if obj is not None else 'null'}", column=1)]
-        written = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        try:
+            written = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson reads 1,024 levels of nesting but writes at most MAX_DEPTH
+            return [self.finding(number, "MT007", f"JSON nested deeper than {MAX_DEPTH} levels, the most this "
+                                                  "linter checks (and the most orjson writes back); flatten the "
+                                                  "value or keep it out of the dataset", column=_too_deep(raw))]
         escapes = _UNICODE_ESCAPE.search(raw) is not None
         if _may_repeat_a_key(raw, obj, written, escapes):
             duplicates = list(_duplicate_keys(raw))
@@ -158,6 +163,29 @@ class LineChecker:
         if first != number:
             return [self.finding(number, "MT303", f"same conversation as line {first}", column=1)]
         return []
+
+
+#: The deepest nesting of objects and arrays a line may have (orjson writes no deeper; it reads 1,024).
+MAX_DEPTH = 254
+
+
+def _too_deep(raw: bytes) -> int:
+    """The column (in characters) of the bracket that opens level MAX_DEPTH + 1, outside strings."""
+    depth, in_string, escaped = 0, False, False
+    for offset, byte in enumerate(raw):
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped, in_string = byte == 0x5C, byte != 0x22
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return len(raw[:offset].decode("utf-8", "replace")) + 1
+        elif byte in b"]}":
+            depth -= 1
+    return 1
 
 
 def _column(raw: bytes, pointer: str) -> int | None:

@@ -22,6 +22,7 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
     Rule("MT004", "error", "the file cannot be read (missing, a directory, no permission)"),
     Rule("MT005", "error", "the file holds no conversation (empty, or only blank lines)"),
     Rule("MT006", "error", "a key appears twice in one JSON object (loaders keep one silently)"),
+    Rule("MT007", "error", "JSON nested deeper than 254 levels (the most the linter checks)"),
     Rule("MT101", "error", "a required field is missing (`messages`, `role`, `content`)"),
     Rule("MT102", "error", "a field has the wrong type"),
     Rule("MT103", "error", "unknown role (allowed: system, user, assistant, tool)"),
