@@ -3,8 +3,9 @@
 `axolotl train --launcher torchrun` cannot run on a machine without accelerators: axolotl's config
 normalization gives each rank `device_map = {"": LOCAL_RANK}`, an accelerator index. This runs what
 `axolotl train` runs (`axolotl.cli.train.do_train`: the config with the plugins' `register`, the dataset
-entry point, then `axolotl.train.train`) with that one setting cleared, over gloo. Each rank writes the
-digest of the rows it was given to OUT/rank-N.json.
+entry point, then `axolotl.train.train`) with that setting cleared (and, on a CUDA build of torch with no
+GPU, axolotl's NCCL peer-to-peer probe answered "no" instead of asking the driver), over gloo. Each rank
+writes the digest of the rows it was given to OUT/rank-N.json.
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from pathlib import Path
 
 
 def main(config: str, out: str) -> None:
+    import torch
     from axolotl.cli.config import load_cfg
     from axolotl.common.datasets import load_datasets
     from axolotl.train import train
+    from axolotl.utils import trainer as axolotl_trainer
 
+    if not torch.cuda.is_available():  # a CUDA build of torch without a GPU (the Python 3.12 lane): axolotl's
+        # NCCL peer-to-peer probe would ask the CUDA driver and fail; gloo has no use for its answer
+        axolotl_trainer.check_cuda_p2p_ib_support = lambda: False
     cfg = load_cfg(config)
     cfg.device_map = None  # CPU ranks: see the module docstring
     meta = load_datasets(cfg=cfg)

@@ -2,7 +2,7 @@
 
 `axolotl train CONFIG --launcher torchrun -- --nproc_per_node 2` cannot start on a machine without
 accelerators (axolotl gives each rank an accelerator index as its device map), so `tests/ranks.py` runs what
-`axolotl train` runs on each rank with that one setting cleared (see its docstring). Asserted: preprocessing
+`axolotl train` runs on each rank with that setting cleared (see its docstring). Asserted: preprocessing
 happens once, both ranks train on the same rows (the strategy's own, in one process), real DDP steps run,
 the training-start summary is logged once, and bad data ends every rank with the one clear error within a
 minute, with no rank left waiting at a barrier.
