@@ -17,6 +17,10 @@ export PYTHONUNBUFFERED := 1
 # pip's own cache would download it again on every fresh clone).
 WHEELHOUSE ?= $(HOME)/.cache/axolotl-multiturn/wheels
 
+# The hosted API's clients whose file checks `--compat hosted` reproduces; the tests run them (one
+# virtualenv each: two versions of one package cannot share one).
+TOGETHER_CLIENTS := 3.1.1 2.14.0
+
 .PHONY: install test demo bench lint-schemas clean
 
 $(VENV)/.installed: pyproject.toml
@@ -25,6 +29,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) download -d $(WHEELHOUSE) torch==2.13.0
 	$(PIP) install --no-index --find-links $(WHEELHOUSE) torch==2.13.0
 	$(PIP) install -e '.[axolotl,test]'
+	for version in $(TOGETHER_CLIENTS); do \
+		$(PYTHON) -m venv $(VENV)/clients/together-$$version && \
+		$(VENV)/clients/together-$$version/bin/python -m pip --disable-pip-version-check -q install together==$$version \
+		|| exit 1; \
+	done
 	touch $@
 
 install: $(VENV)/.installed

@@ -40,9 +40,9 @@ COMPAT = Path(__file__).parent / "examples" / "compat"
 FIX = Path(__file__).parent / "examples" / "fix"
 
 
-@pytest.mark.parametrize(("name", "profile"), [("hosted.jsonl", "hosted"), ("openai.jsonl", "openai")])
+@pytest.mark.parametrize(("name", "profile"), [("openai.jsonl", "openai")])
 def test_compatibility_findings_per_example_file(name: str, profile: str) -> None:
-    """Each line holds the rule it is named for (comments in the generator: tests/examples/compat)."""
+    """Each line holds the rule it is named for (hosted mode's examples: tests/test_hosted_clients.py)."""
     from axolotl_multiturn.lint.checker import check_lines
 
     expected = json.loads((COMPAT / "expected.json").read_text())[name]
@@ -51,7 +51,7 @@ def test_compatibility_findings_per_example_file(name: str, profile: str) -> Non
 
 
 def test_compatibility_limits_on_files_too_big_to_ship(tmp_path: Path) -> None:
-    """An image over 10 MB (OA106), a hosted file under 100 examples (HS106), more than 64 images (OA105)."""
+    """An image over 10 MB (OA106), more than 64 images (OA105), too few examples (OA103)."""
     from axolotl_multiturn.lint.checker import check_lines
 
     big = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * (14 * 2**20)}}
@@ -123,3 +123,28 @@ def test_token_budget_report(tmp_path: Path, capsys) -> None:
     assert report[3].startswith(f"  trained tokens by masking mode: instruction "
                                 f"{100 * sum(answers) / sum(lengths):.1f}%, boilerplate ")
     assert report[3].endswith(", none 100.0%")
+
+
+def test_a_budget_that_loses_turns_is_a_finding(tmp_path: Path, capsys) -> None:
+    """MT306 names each conversation whose assistant turns `overflow: split` would lose (one that does not
+    fit even in a window of its own with the turn it answers); a warning, an error with --strict, and the
+    closing line counts it instead of "All checks passed!"."""
+    from test_generations import template_tokenizer
+
+    from axolotl_multiturn.lint.cli import main
+
+    tok = template_tokenizer("chatml")
+    tok.save_pretrained(tmp_path / "tok")
+    short = chat((U, "Hi"), (A, "Hello"))
+    long_answer = chat((U, "Tell me"), (A, "word " * 60), (U, "Again"), (A, "ok"))
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in (short, long_answer, chat((U, "Bye"), (A, "Bye")))))
+    limit = len(tok.apply_chat_template(long_answer[2:], tokenize=True, return_dict=False)) + 8
+    assert len(tok.apply_chat_template(long_answer[:2], tokenize=True, return_dict=False)) > limit
+    args = ["--tokenizer", str(tmp_path / "tok"), "--sequence-len", str(limit), str(data)]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [f"{data}:2:1: MT306 1 assistant turn longer than sequence_len={limit} even in a window of "
+                       "its own (with the turn it answers): overflow: split would leave it untrained; raise "
+                       "sequence_len, or shorten the turn", "Found 0 errors and 1 warning."]
+    assert main(["--strict", *args]) == 1

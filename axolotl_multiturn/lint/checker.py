@@ -18,7 +18,8 @@ import orjson
 from axolotl_multiturn.engine.conversation import check_conversation
 from axolotl_multiturn.engine.markers import CONTROL_STRINGS
 from axolotl_multiturn.lint import locate
-from axolotl_multiturn.lint.compat import PROFILES, Profile
+from axolotl_multiturn.lint.compat import OpenAI, Profile
+from axolotl_multiturn.lint.hosted import Hosted
 from axolotl_multiturn.lint.rules import RULES, Severity
 
 _CONTROL = re.compile("|".join(re.escape(s) for s in sorted(CONTROL_STRINGS, key=len, reverse=True)))
@@ -27,6 +28,7 @@ _CONTROL = re.compile("|".join(re.escape(s) for s in sorted(CONTROL_STRINGS, key
 _CONTROL_OTHER = re.compile("|".join(re.escape(s) for s in CONTROL_STRINGS if not s.startswith("<")).encode())
 _UNICODE_ESCAPE = re.compile(rb"\\u")  # a regex finds this two-byte needle faster than `in` does
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
+PROFILES: dict[str, type[Profile]] = {"hosted": Hosted, "openai": OpenAI}
 #: Every key of a JSON object ends in `"` then `:`; a string may too, so more matches than the parsed
 #: object has keys is only a reason to look (a duplicate key collapses into one in the parsed object).
 _KEY_END = re.compile(rb'"\s*:')
@@ -60,6 +62,9 @@ class LineChecker:
 
     def check(self, number: int, raw: bytes) -> list[Finding]:
         """Every finding of one line (with its line ending), in column order."""
+        if self.compat is not None and self.compat.exclusive:
+            return [self.finding(number, code, message, pointer, column or _nearest_column(raw, pointer))
+                    for code, message, pointer, column in self.compat.raw_line(raw)]
         try:
             obj = orjson.loads(raw)  # JSON whitespace includes the line ending, CR too
         except orjson.JSONDecodeError as error:
@@ -84,8 +89,7 @@ class LineChecker:
             return self._ours(number, raw, obj, written, escapes)
         theirs = [self.finding(number, code, message, pointer, _nearest_column(raw, pointer))
                   for code, message, pointer in self.compat.line(obj)]
-        found = theirs if self.compat.owns(obj) else self._ours(number, raw, obj, written, escapes) + theirs
-        return sorted(found, key=lambda f: f.column or 0)
+        return sorted(self._ours(number, raw, obj, written, escapes) + theirs, key=lambda f: f.column or 0)
 
     def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes,
               escapes: bool) -> list[Finding]:
@@ -285,8 +289,8 @@ def empty_file(path: str) -> Finding:
 
 def check_lines(path: str, lines: Iterable[bytes], compat: str | None = None) -> Iterator[Finding]:
     """Findings of one file given as its lines (an open binary file streams, a line at a time); a file
-    without a conversation is a finding too (the hosted checker's "File is empty"). `compat` names a
-    service whose documented checks are added (`lint.compat`)."""
+    without a conversation is a finding too. `compat` names a service whose checks are added
+    (`lint.compat`), or, for an exclusive profile (`lint.hosted`), run alone."""
     checker = LineChecker(path, PROFILES[compat]() if compat else None)
     empty, size = True, 0
     for number, raw in enumerate(lines, start=1):
@@ -294,8 +298,8 @@ def check_lines(path: str, lines: Iterable[bytes], compat: str | None = None) ->
             empty = False
         size += len(raw)
         yield from checker.check(number, raw)
-    if empty:
+    if empty and not (checker.compat and checker.compat.exclusive):
         yield empty_file(path)
     if checker.compat is not None:
-        for code, message, _ in checker.compat.end(size):
+        for code, message, _ in checker.compat.end(path, size):
             yield checker.finding(1, code, message, column=1)

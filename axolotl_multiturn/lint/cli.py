@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import Any
 
-from axolotl_multiturn.lint.checker import Finding, check_lines
-from axolotl_multiturn.lint.compat import PROFILES
+from axolotl_multiturn.lint.checker import PROFILES, Finding, check_lines
 from axolotl_multiturn.lint.parallel import check_file
 from axolotl_multiturn.lint.reporters import REPORTERS, statistics
 from axolotl_multiturn.lint.rules import RULES, matches
@@ -63,6 +63,17 @@ def _findings(path: str, compat: str | None, jobs: int | None) -> Iterator[Gener
         findings.close()
 
 
+def _measure(tokenizer: str | None) -> Callable[..., Any] | None:
+    """The token budget's `measure`, when --tokenizer asks for it (the tokens extra)."""
+    if not tokenizer:
+        return None
+    try:
+        from axolotl_multiturn.lint.tokens import measure
+    except ImportError as error:
+        parser().error(f"--tokenizer needs the tokens extra (pip install 'axolotl-multiturn[tokens]'): {error}")
+    return measure
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
@@ -73,24 +84,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("--in-place needs --fix")
     if args.sequence_len is not None and not args.tokenizer:
         parser().error("--sequence-len needs --tokenizer")
+    measure = _measure(args.tokenizer)
     failing = {"error", "warning"} if args.strict else {"error"}
     reporter = REPORTERS[args.format](sys.stdout)
     io_error = False
     failures = 0
+    budgets = []
+
+    def report(findings: Iterable[Finding]) -> bool:
+        """Add the selected findings; whether --max-errors is reached."""
+        nonlocal failures
+        for finding in findings:
+            if not matches(finding.code, args.select) or matches(finding.code, args.ignore):
+                continue
+            reporter.add(finding)
+            failures += finding.severity in failing
+            if args.max_errors is not None and failures >= args.max_errors:
+                return True
+        return False
+
     for path in args.files:
         try:
             with _findings(path, args.compat, args.jobs) as findings:
-                for finding in findings:
-                    if not matches(finding.code, args.select) or matches(finding.code, args.ignore):
-                        continue
-                    reporter.add(finding)
-                    failures += finding.severity in failing
-                    if args.max_errors is not None and failures >= args.max_errors:
-                        break
+                stop = report(findings)
+            if measure and path != "-" and not stop:
+                with open(path, "rb") as stream:
+                    budgets.append(measure(path, stream, args.tokenizer, args.sequence_len))
+                stop = report(budgets[-1].findings(args.sequence_len))
         except OSError as error:  # reported whatever --select says: exit 2 always names its reason
             reporter.add(Finding(path, 1, 1, "MT004", "error", f"cannot read: {error.strerror or error}"))
             io_error = True
-        if args.max_errors is not None and failures >= args.max_errors:
+            stop = False
+        if stop:
             print(f"stopped after {failures} failing findings (--max-errors {args.max_errors})", file=sys.stderr)
             break
     reporter.close()
@@ -106,15 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 io_error = True
                 continue
             notes.write("\n".join(report.lines_out()) + "\n")
-    if args.tokenizer:
-        try:
-            from axolotl_multiturn.lint.tokens import measure
-        except ImportError as error:
-            parser().error(f"--tokenizer needs the tokens extra (pip install 'axolotl-multiturn[tokens]'): {error}")
-        for path in (p for p in args.files if p != "-"):
-            with open(path, "rb") as stream:
-                notes.write("\n".join(measure(path, stream, args.tokenizer, args.sequence_len)
-                                       .lines(args.sequence_len)) + "\n")
+    for budget in budgets:
+        notes.write("\n".join(budget.lines(args.sequence_len)) + "\n")
     if args.statistics:
         statistics(reporter.codes, sys.stdout if args.format == "text" else sys.stderr)
     if io_error:

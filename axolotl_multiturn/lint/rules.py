@@ -56,19 +56,29 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
     Rule("MT303", "warning", "exact duplicate of an earlier conversation in the file"),
     Rule("MT304", "warning", "blank line"),
     Rule("MT305", "warning", "a text holds a NUL character (\\u0000)"),
-    # --compat hosted: the hosted API's client-side checker (together.utils.files.check_file) and docs
-    Rule("HS101", "error", "a top-level field beside the format's own (`id`, `tools`, ...): the hosted checker "
-                           "rejects extra fields"),
-    Rule("HS102", "error", "a role other than system, user, assistant (`tool`)"),
-    Rule("HS103", "error", "a content that is not a string (null on a tool-calling turn, a list of parts)"),
-    Rule("HS104", "error", "the same role twice in a row"),
-    Rule("HS105", "warning", "a message field the hosted checker does not read (`tool_calls`, `reasoning`, ...): "
-                             "its use in training is not documented"),
-    Rule("HS106", "error", "fewer than 100 examples in the file"),
+    Rule("MT306", "warning", "with --tokenizer and --sequence-len: assistant turns `overflow: split` would lose "
+                             "(a turn that cannot fit with its context)"),
+    # --compat hosted: the hosted API's clients, together 3.1.1 and 2.14.0 (`lint.hosted`), alone
+    Rule("HS101", "error", "a top-level field beside the format's own (`tools` is allowed beside `messages`)"),
+    Rule("HS102", "error", "a role other than system, user, assistant, tool"),
+    Rule("HS103", "error", "a content that is neither a string nor a list of text and image parts, or a "
+                           "conversation that mixes the two"),
+    Rule("HS106", "error", "no sample in the file"),
     Rule("HS107", "error", "a line in no hosted format, in two, or in another format than the first line"),
-    Rule("HS108", "error", "a malformed preference line (`input.messages`, one assistant message in "
-                           "`preferred_output` and `non_preferred_output`) or messages list"),
-    Rule("HS109", "error", "a file larger than 4.9 GiB"),
+    Rule("HS108", "error", "a malformed preference line (`input` with messages not ending with the assistant; "
+                           "one assistant message with content or tool calls in each output)"),
+    Rule("HS109", "error", "a file larger than 50.1 GiB"),
+    Rule("HS110", "error", "a file name that does not end in `.jsonl`"),
+    Rule("HS111", "error", "a line that is not UTF-8"),
+    Rule("HS112", "error", "a line that Python's json module cannot parse"),
+    Rule("HS113", "error", "a line that is not a JSON object"),
+    Rule("HS114", "error", "a blank line"),
+    Rule("HS115", "error", "messages not a non-empty list of objects with a role and a content (an assistant "
+                           "may have tool_calls instead)"),
+    Rule("HS116", "error", "a weight that is not the integer 0 or 1"),
+    Rule("HS117", "error", "a conversation without an assistant message"),
+    Rule("HS118", "error", "an image the hosted API refuses (not in a user message, not a JPEG/PNG/WEBP data "
+                           "URL, over 10 MB, more than 10, or on a message with weight 1)"),
     # --compat openai: OpenAI's fine-tuning format checks and vision fine-tuning limits
     Rule("OA101", "error", "a message key outside OpenAI's format (`reasoning`, `reasoning_content`, ...)"),
     Rule("OA102", "error", "a weight on a message that is not an assistant message"),

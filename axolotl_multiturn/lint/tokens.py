@@ -16,6 +16,8 @@ import numpy as np
 import orjson
 
 from axolotl_multiturn.engine.conversation import Conversation, InvalidConversation, parse_conversation
+from axolotl_multiturn.lint.checker import Finding
+from axolotl_multiturn.lint.rules import RULES
 
 MODES = ("instruction", "boilerplate", "none")
 BATCH = 512
@@ -28,9 +30,17 @@ class Budget:
     trained: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODES, 0))
     long: list[int] = field(default_factory=list)  # line numbers of rows longer than sequence_len
     windows: int = 0  # what overflow: split makes of the long rows
-    lost: int = 0  # assistant turns overflow: split would lose
+    lost: dict[int, int] = field(default_factory=dict)  # line -> assistant turns overflow: split would lose
     unlabelable: list[tuple[int, str]] = field(default_factory=list)
     invalid: int = 0  # lines the linter reports; not counted here
+
+    def findings(self, sequence_len: int | None) -> Iterator[Finding]:
+        """MT306 for each conversation whose assistant turns `overflow: split` would lose."""
+        for line, turns in self.lost.items():
+            yield Finding(self.path, line, 1, "MT306", RULES["MT306"].severity,
+                          f"{turns} assistant turn{'s' if turns > 1 else ''} longer than sequence_len="
+                          f"{sequence_len:,} even in a window of its own (with the turn it answers): overflow: "
+                          "split would leave it untrained; raise sequence_len, or shorten the turn")
 
     def lines(self, sequence_len: int | None) -> list[str]:
         out = [f"token budget: {self.path}"]
@@ -45,7 +55,8 @@ class Budget:
             shown = ", ".join(map(str, self.long[:20])) + (", ..." if len(self.long) > 20 else "")
             out.append(f"  {len(self.long):,} longer than sequence_len={sequence_len:,}"
                        + (f" (lines {shown}); overflow: split would cut them into {self.windows:,} windows and "
-                          f"lose {self.lost:,} assistant turns (a turn that cannot fit alone)" if self.long else ""))
+                          f"lose {sum(self.lost.values()):,} assistant turns (a turn that cannot fit alone)" if self.long
+                          else ""))
         out.append("  trained tokens by masking mode: " + ", ".join(
             f"{mode} {100 * self.trained[mode] / total:.1f}%" for mode in MODES))
         if self.unlabelable:
@@ -104,7 +115,8 @@ def measure(path: str, lines: Iterable[bytes], tokenizer_name: str, sequence_len
             if fitted is not None:
                 budget.long.append(line)
                 budget.windows += len(fitted.windows)
-                budget.lost += fitted.lost
+                if fitted.lost:
+                    budget.lost[line] = fitted.lost
 
     batch: list[tuple[int, Conversation]] = []
     for number, conversation in tqdm(_rows(lines), desc=f"token budget {path}", unit=" rows",
