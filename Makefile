@@ -23,7 +23,7 @@ TOGETHER_CLIENTS := 3.1.1 2.14.0
 
 .PHONY: install test demo bench lint-schemas clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) download -d $(WHEELHOUSE) torch==2.13.0

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema_rs
 
 CONVERSATION = "conversation.schema.json"
+PREFERENCE = "preference.schema.json"  # refers to the conversation schema's messages and tools
 CONFIG = "multiturn-config.schema.json"
 
 
@@ -29,13 +30,16 @@ def python_validator(name: str) -> Any:
     """The python validator: slower, but its errors carry the detail our messages need (imported on
     first use: the linter's fast path never needs it)."""
     import jsonschema
+    from referencing import Registry, Resource
 
     schema = load(name)
+    registry = Registry().with_resources((load(n)["$id"], Resource.from_contents(load(n))) for n in (CONVERSATION,))
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=registry)
 
 
 @cache
 def fast_validator(name: str) -> Any:
     """The compiled validator for the fast path: is the instance valid at all?"""
-    return jsonschema_rs.validator_for(load(name))
+    registry = jsonschema_rs.Registry([(load(CONVERSATION)["$id"], load(CONVERSATION))])
+    return jsonschema_rs.validator_for(load(name), registry=registry)

@@ -107,3 +107,19 @@ def test_the_readme_lists_every_rule_with_its_severity() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     listed = dict(re.findall(r"^\| ([A-Z]{2}\d{3}) \| (error|warning) \|", readme, flags=re.M))
     assert listed == {code: rule.severity for code, rule in RULES.items()}
+
+
+def test_preference_lines_the_linter_passes_are_valid_by_the_preference_schema() -> None:
+    """The schema is the format's source of truth: no preference line passes the linter against it."""
+    from axolotl_multiturn.engine.pairs import shape_of
+
+    validator = schemas.fast_validator(schemas.PREFERENCE)
+    checked = 0
+    for where, obj in example_objects():
+        if isinstance(obj, dict) and shape_of(obj) is not None:
+            name, number = where.rsplit(":", 1)
+            with open(EXAMPLES / name, "rb") as stream:
+                errors = [f for f in check_lines(name, stream) if f.line == int(number) and f.severity == "error"]
+            assert validator.is_valid(obj) or errors, where
+            checked += not errors
+    assert checked == 5  # good_preference.jsonl, one line per shape (hosted twice)

@@ -2,8 +2,8 @@
 process, merged back in line order.
 
 Findings are the same as `checker.check_lines` gives, in the same order: a line's findings depend on that
-line alone, except "same conversation as line N" (MT303), which the merge decides from each part's
-conversation digests, in file order. Compatibility profiles count across lines, so `--compat` checks
+line alone, except "same conversation as line N" (MT303) and "a preference line in a file of conversation
+lines" (MT406), which the merge decides from each part's conversation digests and line kinds, in file order. Compatibility profiles count across lines, so `--compat` checks
 stay in one process; so do small files and standard input, where starting workers costs more than it saves.
 """
 
@@ -23,8 +23,9 @@ PART_BYTES = 2 << 20  # a worker's share at a time: output streams, and memory s
 class _Part:
     """What a worker found in one byte range: findings and digests numbered from its first line."""
 
-    def __init__(self, findings: list[Finding], digests: list[tuple[int, bytes]], lines: int, empty: bool):
-        self.findings, self.digests, self.lines, self.empty = findings, digests, lines, empty
+    def __init__(self, findings: list[Finding], digests: list[tuple[int, bytes]], kinds: list[tuple[int, str]],
+                 lines: int, empty: bool):
+        self.findings, self.digests, self.kinds, self.lines, self.empty = findings, digests, kinds, lines, empty
 
 
 def _check_part(task: tuple[str, int, int]) -> _Part:
@@ -39,8 +40,8 @@ def _check_part(task: tuple[str, int, int]) -> _Part:
         if empty and raw.strip():
             empty = False
         findings += checker.check(number, raw)
-    assert checker.digests is not None
-    return _Part(findings, checker.digests, number, empty)
+    assert checker.digests is not None and checker.kinds is not None
+    return _Part(findings, checker.digests, checker.kinds, number, empty)
 
 
 def _parts(path: str, size: int) -> list[tuple[str, int, int]]:
@@ -76,6 +77,9 @@ def check_file(path: str, compat: str | None = None, workers: int | None = None)
             for finding in part.findings:
                 by_line.setdefault(finding.line + offset, []).append(
                     dataclasses.replace(finding, line=finding.line + offset))
+            for number, kind in part.kinds:
+                for finding in merger.kind(number + offset, kind):  # first on its line, as check_lines has it
+                    by_line.setdefault(finding.line, []).insert(0, finding)
             for number, digest in part.digests:
                 for finding in merger.duplicate(number + offset, digest):
                     line = by_line.setdefault(finding.line, [])

@@ -58,6 +58,12 @@ RULES: dict[str, Rule] = {rule.code: rule for rule in (
     Rule("MT305", "warning", "a text holds a NUL character (\\u0000)"),
     Rule("MT306", "warning", "with --tokenizer and --sequence-len: assistant turns `overflow: split` would lose "
                              "(a turn that cannot fit with its context)"),
+    Rule("MT401", "error", "a preference output that is not exactly one assistant message"),
+    Rule("MT402", "error", "a preference prompt that ends with an assistant message"),
+    Rule("MT403", "error", "a preference prompt without a user message"),
+    Rule("MT404", "error", "chosen and rejected are the same message"),
+    Rule("MT405", "error", "a prompt-less (implicit) pair whose conversations differ before their last message"),
+    Rule("MT406", "error", "a file that mixes conversation and preference lines"),
     # --compat hosted: the hosted API's clients, together 3.1.1 and 2.14.0 (`lint.hosted`), alone
     Rule("HS101", "error", "a top-level field beside the format's own (`tools` is allowed beside `messages`)"),
     Rule("HS102", "error", "a role other than system, user, assistant, tool"),
