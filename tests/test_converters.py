@@ -237,3 +237,78 @@ def test_third_party_converter_through_the_entry_point_group(tmp_path: Path) -> 
     assert read_jsonl(out)[1] == {"messages": [{"role": "system", "content": "Answer briefly."},
                                                {"role": "user", "content": "Where?"},
                                                {"role": "assistant", "content": "Home."}]}
+
+
+PAIRS = ROOT / "tests" / "examples" / "lint" / "good_preference.jsonl"
+SHAPES = ("hosted", "trl", "trl-implicit", "axolotl")
+
+
+def shape_name(row: dict) -> str:
+    if "input" in row:
+        return "hosted"
+    return "axolotl" if "messages" in row else "trl" if "prompt" in row else "trl-implicit"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_preference_shapes_round_trip(tmp_path: Path, shape: str) -> None:
+    """Every pair of every shape, to `shape` and back to its own shape, is the line it was (tools, reasoning,
+    tool calls and other keys included): the conversions are lossless."""
+    rows = read_jsonl(PAIRS)
+    there = tmp_path / f"{shape}.jsonl"
+    assert main(["convert", "preference", str(PAIRS), "--to", str(there), "--shape", shape]) == 0
+    converted = read_jsonl(there)
+    assert {shape_name(r) for r in converted} == {shape}
+    for k, (row, out) in enumerate(zip(rows, converted)):
+        back = tmp_path / f"back{k}.jsonl"
+        one = tmp_path / f"one{k}.jsonl"
+        one.write_text(json.dumps(out) + "\n")
+        assert main(["convert", "preference", str(one), "--to", str(back), "--shape", shape_name(row)]) == 0
+        assert read_jsonl(back) == [row]
+
+
+def test_hosted_to_trl_is_the_documented_mapping(tmp_path: Path) -> None:
+    out = tmp_path / "trl.jsonl"
+    assert main(["convert", "preference", str(PAIRS), "--to", str(out), "--shape", "trl"]) == 0
+    source, converted = read_jsonl(PAIRS)[1], read_jsonl(out)[1]
+    assert converted == {"prompt": source["input"]["messages"], "tools": source["input"]["tools"],
+                         "chosen": source["preferred_output"], "rejected": source["non_preferred_output"]}
+
+
+def test_a_pair_that_cannot_convert_names_its_row(tmp_path: Path, capsys) -> None:
+    """An implicit-prompt pair whose conversations diverge before their last message has no one prompt."""
+    rows = read_jsonl(PAIRS)
+    diverging = {"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "a"}],
+                 "rejected": [{"role": "user", "content": "Hey"}, {"role": "assistant", "content": "b"}]}
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in (*rows, diverging)))
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", "preference", str(source), "--to", str(out)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "source row 5: MT405 without a prompt, chosen and rejected must be one conversation up to their last "
+        "message; they differ before it (give the shared start as `prompt`)",
+        f"1 source rows cannot be converted; {out} was not written (fix them, or pass --skip-invalid to write "
+        "the others)"]
+    assert not out.exists()
+
+
+def test_coqa_preference_sample_is_the_converter_output(tmp_path: Path) -> None:
+    """example_configs/data/coqa-preference.jsonl is `convert coqa-preference` of the CoQA sample: per answer,
+    its question after the story and the turns before it; chosen that answer, rejected another answer of the
+    same story (read here from the source JSON, not from the converter)."""
+    out = tmp_path / "pairs.jsonl"
+    assert main(["convert", "coqa-preference", str(SAMPLE), "--to", str(out)]) == 0
+    sample = ROOT / "example_configs" / "data" / "coqa-preference.jsonl"
+    assert out.read_bytes() == sample.read_bytes()
+    pairs = iter(read_jsonl(out))
+    for story in json.loads(SAMPLE.read_text())["data"]:
+        answers = [a["input_text"] for a in story["answers"]]
+        history = expected_coqa(story)["messages"]
+        for k, answer in enumerate(answers):
+            pair = next(pairs)
+            assert pair["input"] == {"messages": history[:2 + 2 * k]}
+            assert pair["input"]["messages"][-1]["content"] == story["questions"][k]["input_text"]
+            assert pair["preferred_output"] == [{"role": "assistant", "content": answer}]
+            [rejected] = pair["non_preferred_output"]
+            assert rejected["role"] == "assistant" and rejected["content"] in answers
+            assert rejected["content"] != answer
+    assert next(pairs, None) is None

@@ -72,6 +72,10 @@ def test_pre_commit_try_repo_in_a_dataset_repo(tmp_path: Path) -> None:
     repo = tmp_path / "dataset-repo"
     repo.mkdir()
     shutil.copy(ROOT / "tests" / "examples" / "lint" / "good.jsonl", repo / "good.jsonl")
+    shutil.copy(ROOT / "tests" / "examples" / "lint" / "good_preference.jsonl", repo / "pairs.jsonl")
+    (repo / "bad_pairs.jsonl").write_text('{"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": '
+                                          '"assistant", "content": "a"}], "rejected": [{"role": "assistant", '
+                                          '"content": "a"}]}\n')
     (repo / "bad.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", '
                                     '"content": "ok"}]}\n{"messages": [{"role": "user", "content": "hi"}, '
                                     '{"role": "user", "content": "again"}]}\n')
@@ -92,6 +96,11 @@ def test_pre_commit_try_repo_in_a_dataset_repo(tmp_path: Path) -> None:
     assert "bad.jsonl:2:14: MT204 no assistant message" in bad.stdout
     good = run("check-chat-jsonl", "good.jsonl")
     assert good.returncode == 0, good.stdout + good.stderr
+    pairs = run("check-chat-jsonl", "pairs.jsonl")  # one hook: the shape is detected per line
+    assert pairs.returncode == 0, pairs.stdout + pairs.stderr
+    bad_pairs = run("check-chat-jsonl", "bad_pairs.jsonl")
+    assert bad_pairs.returncode == 1
+    assert "bad_pairs.jsonl:1:113: MT404 chosen and rejected are the same message" in bad_pairs.stdout  # at rejected[0]
     config = run("check-multiturn-config", "train.yml")
     assert config.returncode == 1
     assert "train.yml: multiturn.masking: 'al' is not one of none, instruction, boilerplate, auto" in config.stdout

@@ -1,4 +1,5 @@
-"""The converters this package ships: coqa, sharegpt, openai, alpaca, completion."""
+"""The converters this package ships: coqa, sharegpt, openai, alpaca, completion (conversations), and
+preference, coqa-preference (preference pairs)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from axolotl_multiturn.converters.sources import records
 from axolotl_multiturn.converters.spec import ConversionError, Converter, Row, hookimpl
+from axolotl_multiturn.engine.pairs import Pair, Shape, shape_of, split, to_shape
 
 COQA_SYSTEM_PROMPT = "Read the story and extract answers for the questions.\nStory: {story}"
 
@@ -226,6 +228,79 @@ class Completion(FileConverter):
                              {"role": "assistant", "content": _text(item.get("completion"), "completion")}]}
 
 
+def _add_shape(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shape", choices=[s.value for s in Shape], default=Shape.HOSTED.value,
+                        help="the preference shape to write (default: %(default)s, the hosted API's)")
+
+
+class Preference:
+    """Preference pairs from any of the three shapes in use to any other (`engine.pairs`): lossless, since
+    each holds a prompt (messages, tools), two assistant outputs and the line's other keys."""
+
+    name = "preference"
+    help = ("preference pairs between shapes: hosted {'input', 'preferred_output', 'non_preferred_output'}, "
+            "TRL {'prompt'?, 'chosen', 'rejected'}, axolotl {'messages', 'chosen', 'rejected'}")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_shape(parser)
+
+    def rows(self, source: str | None, args: argparse.Namespace) -> Iterator[Row]:
+        if not source:
+            raise ConversionError(f"{self.name}: give the input file (JSON, JSON Lines or Parquet)")
+        return _rows(records(source), lambda item: self.pair(item, Shape(args.shape)))
+
+    @staticmethod
+    def pair(item: Mapping[str, Any], shape: Shape) -> dict[str, Any]:
+        source = shape_of(item) if isinstance(item, Mapping) else None
+        if source is None:
+            raise ConversionError("not a preference pair in any known shape (input/preferred_output/"
+                                  "non_preferred_output; prompt/chosen/rejected; messages/chosen/rejected)")
+        pair, problems = split(item, source)
+        if pair is None:
+            raise ConversionError("; ".join(f"{p.code} {p.message}" for p in problems))
+        return to_shape(pair, shape)
+
+
+class CoQAPreference(CoQA):
+    """CoQA as preference pairs: each question after the story and the turns before it, the story's own
+    answer chosen and the answer to another question of the same story rejected (plausible, and wrong)."""
+
+    name = "coqa-preference"
+    help = ("CoQA as preference pairs: each question in its multi-turn context; chosen its answer, rejected "
+            "the answer to another question of the same story")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        _add_shape(parser)
+
+    def rows(self, source: str | None, args: argparse.Namespace) -> Iterator[Row]:
+        for row in super().rows(source, args):
+            if row.conversation is None:
+                yield row
+                continue
+            try:
+                pairs = self.pairs(row.conversation["messages"])
+            except ConversionError as error:
+                yield Row(row.index, error=str(error))
+                continue
+            for pair in pairs:
+                yield Row(row.index, conversation=to_shape(pair, Shape(args.shape)))
+
+    @staticmethod
+    def pairs(messages: list[dict[str, Any]]) -> list[Pair]:
+        """A pair per answer: rejected is the next answer of the story that differs from it (the previous
+        one for the last), so every pair is plausible and wrong."""
+        at = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        out = []
+        for k, i in enumerate(at):
+            answer = messages[i]
+            others = [messages[j] for j in at[k + 1:] + at[:k][::-1] if messages[j]["content"] != answer["content"]]
+            if not others:
+                raise ConversionError("every answer of the story is the same: no wrong answer to reject")
+            out.append(Pair(messages[:i], None, answer, others[0], {}))
+        return out
+
+
 @hookimpl
 def axolotl_multiturn_converters() -> list[Converter]:
-    return [CoQA(), ShareGPT(), OpenAI(), Alpaca(), Completion()]
+    return [CoQA(), ShareGPT(), OpenAI(), Alpaca(), Completion(), Preference(), CoQAPreference()]
