@@ -44,9 +44,11 @@ def test_two_token_closer_is_one_closing_span() -> None:
     assert ("<|END_RESPONSE|><|END_OF_TURN|>", Kind.CLOSING, 1) in parts
 
 
-def test_no_stop_string_means_no_closing_span() -> None:
+def test_without_stop_strings_a_turn_closes_where_its_own_render_ends() -> None:
+    """The generation runs through what the template writes to end the turn, less the whitespace between
+    messages, whether or not a stop string is known (it used to stop at the last text, masking the end)."""
     _, parts = spans(CHATML, stops=())
-    assert [p for p in parts if p[1] is Kind.CLOSING] == []
+    assert [p for p in parts if p[1] is Kind.CLOSING] == [("<|im_end|>", Kind.CLOSING, 1)]
 
 
 def test_injected_default_system_prompt_is_template_text() -> None:

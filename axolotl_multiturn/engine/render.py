@@ -32,6 +32,8 @@ from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCal
 from axolotl_multiturn.engine.markers import STOP_STRINGS
 
 _SENTINEL_RE = re.compile("\ue000(\\d+)\ue002*\ue001")
+#: A special token named as a terminator of a turn or a call.
+_TERMINATOR = re.compile(r"end|eot|eom|stop|return|call\b|suffix", re.IGNORECASE)
 SKELETONS = 16384  # skeletons kept for the caches' misses
 _CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its skeleton "
                       "(template logic that depends on a text, not only on the conversation's structure)")
@@ -240,11 +242,17 @@ class ChatRenderer:
 
     def __init__(self, chat_template: str, template_kwargs: Mapping[str, Any],
                  stop_strings: Sequence[str] = (), reasoning_field: str = "reasoning_content",
-                 string_arguments: bool = False):
+                 string_arguments: bool = False, special_tokens: Sequence[str] = ()):
         self.chat_template = chat_template
         self.template_kwargs = dict(template_kwargs)
         self.stop_strings = tuple(dict.fromkeys(s for s in stop_strings if s))
         self._stops = re.compile("|".join(map(re.escape, self.stop_strings))) if self.stop_strings else None
+        # What closes a turn or a call: the stop strings, and special tokens named as terminators
+        # (`<|endofturn|>`, `<|eom|>`, `<|call|>`, `<|return|>`, `<|tools_suffix|>`, ...; not `<|START_...|>`)
+        self.terminators = tuple(dict.fromkeys([*self.stop_strings, *(t for t in special_tokens
+                                                                      if t and _TERMINATOR.search(t))]))
+        self._terminators = (re.compile("|".join(map(re.escape, sorted(self.terminators, key=len, reverse=True))))
+                             if self.terminators else None)
         self.reasoning_field = reasoning_field
         self.string_arguments = string_arguments
         self._init_caches()
@@ -257,8 +265,9 @@ class ChatRenderer:
         key and argument form the template wants."""
         kwargs = {**tokenizer.special_tokens_map, **(template_kwargs or {})}
         stops = [*stop_strings, tokenizer.eos_token, *(s for s in STOP_STRINGS if s in template)]
+        specials = [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
         return cls(template, kwargs, [s for s in stops if s], reasoning_field=reasoning_field(template),
-                   string_arguments=wants_string_arguments(template, kwargs))
+                   string_arguments=wants_string_arguments(template, kwargs), special_tokens=specials)
 
     def _init_caches(self) -> None:
         self._layout = lru_cache(maxsize=8192)(self._build_layout)
@@ -404,14 +413,41 @@ class ChatRenderer:
         start = previous + _agreement(text[previous:limit], prompt_tail)
         search = max((s[1] for s in own), default=start)
         bound = min((s[0] for s in slots if s[3] > i and s[0] >= search), default=len(text))
-        stop = self._stops.search(text, search, bound) if self._stops else None
-        end = stop.end() if stop else search
+        tail = self._closing(key, i) if own else None
+        if tail is not None and text.startswith(tail, search):
+            end = search + self._closing_end(tail)
+            stop = self._stops.search(text, search, end) if self._stops else None
+        else:
+            stop = self._stops.search(text, search, bound) if self._stops else None
+            end = stop.end() if stop else search
         kinds = self._skeletons[key].kinds
         calls_last = bool(own) and kinds[own[-1][2]] in (Leaf.ARGUMENT, Leaf.ID)
         no_text = not any(kinds[s[2]] in (Leaf.CONTENT, Leaf.REASONING) for s in own)
         calls = bool(self._skeletons[key].conversation.messages[i].tool_calls)
         closing = stop.start() if stop and (calls_last or (calls and no_text)) else search
         return start, closing, end
+
+    def _closing(self, key: tuple[Any, ...], i: int) -> str | None:
+        """What the template writes after assistant turn i's last text when the turn ends its render
+        (`F_i`), less trailing whitespace (written between messages, never generated); None when the turn
+        renders no text of its own."""
+        own = self._skeleton_text(key, i + 1, False)
+        last = max((s[1] for s in self._slots(own, key) if s[3] == i), default=None)
+        return None if last is None else own[last:].rstrip()
+
+    def _closing_end(self, tail: str) -> int:
+        """Where a turn's generation ends in its closing text `tail`: through its first stop string and the
+        terminators right after it (`<|im_end|><|endofturn|>`: the model stops on the last); without a stop
+        string, through its last terminator (`)<|eom|>`, a tools suffix), or all of it."""
+        stop = self._stops.search(tail) if self._stops else None
+        if stop is None:  # no stop string: through the last terminator, or all of it
+            last = max((m.end() for m in self._terminators.finditer(tail)), default=0) if self._terminators else 0
+            return last or len(tail)
+        end = stop.end()
+        assert self._terminators is not None  # it holds the stop strings
+        while (closer := self._terminators.match(tail, end)) is not None:
+            end = closer.end()
+        return end
 
     def _build_turn(self, key: tuple[Any, ...], i: int) -> Turn:
         own = self._skeleton_text(key, i + 1, False)
