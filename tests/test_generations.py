@@ -116,8 +116,9 @@ def stop_strings(tok: Any) -> list[str]:
 
 
 def as_template_reads(tok: Any, messages: list[dict]) -> list[dict]:
-    """The README's convention: string arguments are parsed and passed as objects, or as JSON strings
-    (`json.dumps`, non-ASCII kept) to a template that cannot take objects; a null content is ''."""
+    """The README's convention: string arguments are parsed and passed as objects, or, to a template that
+    cannot take objects, as the data's string itself (an object as `json.dumps`, non-ASCII kept); a null
+    content is ''."""
     out = copy.deepcopy(messages)
     probe = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
         call("call00001", "f", {"x": "1"})]}, {"role": "tool", "tool_call_id": "call00001", "content": "r"},
@@ -132,8 +133,11 @@ def as_template_reads(tok: Any, messages: list[dict]) -> list[dict]:
             m["content"] = ""
         for c in m.get("tool_calls", []):
             arguments = c["function"]["arguments"]
-            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-            c["function"]["arguments"] = json.dumps(arguments, ensure_ascii=False) if strings else arguments
+            if strings:
+                c["function"]["arguments"] = arguments if isinstance(arguments, str) else json.dumps(
+                    arguments, ensure_ascii=False)
+            else:
+                c["function"]["arguments"] = json.loads(arguments) if isinstance(arguments, str) else arguments
     return out
 
 

@@ -28,11 +28,17 @@ ROLE_FIELDS = {"tool_calls": ("assistant",), "reasoning": ("assistant",), "reaso
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """One function call of an assistant turn; `arguments` is the parsed JSON object."""
+    """One function call of an assistant turn; `arguments` is the parsed JSON object, `text` the string
+    the data gave for it, as written (None when the data gave an object)."""
 
     id: str
     name: str
     arguments: Mapping[str, Any]
+    text: str | None = None
+
+    def written(self) -> str:
+        """The arguments as a string: the data's own, or the object serialized (non-ASCII kept)."""
+        return self.text if self.text is not None else json.dumps(self.arguments, ensure_ascii=False)
 
 
 class Message(NamedTuple):
@@ -356,7 +362,8 @@ def without_nulls(value: Any, keep: str | None = None) -> Any:
 
 
 def _message(raw: Mapping[str, Any]) -> Message:
-    calls = tuple(ToolCall(c["id"], c["function"]["name"], _arguments(c["function"]["arguments"]) or {})
+    calls = tuple(ToolCall(c["id"], c["function"]["name"], _arguments(c["function"]["arguments"]) or {},
+                           c["function"]["arguments"] if isinstance(c["function"]["arguments"], str) else None)
                   for c in raw["tool_calls"]) if raw.get("tool_calls") else ()
     content = raw.get("content")  # list parts are joined with newlines (as vLLM does for string templates)
     text = "\n".join(part["text"] for part in content) if isinstance(content, list) else content

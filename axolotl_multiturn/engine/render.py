@@ -296,8 +296,7 @@ class ChatRenderer:
         if message.tool_calls:
             out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
                 "name": c.name,
-                "arguments": json.dumps(c.arguments, ensure_ascii=False) if self.string_arguments
-                else c.arguments}} for c in message.tool_calls]
+                "arguments": c.written() if self.string_arguments else c.arguments}} for c in message.tool_calls]
         if message.tool_call_id is not None:
             out["tool_call_id"] = message.tool_call_id
         if message.reasoning is not None:
@@ -356,7 +355,11 @@ class ChatRenderer:
             calls, call_shapes = [], []
             for c in m.tool_calls:
                 ident, ident_shape = call_id(i, c.id)
-                calls.append(type(c)(ident, c.name, arguments(i, c.arguments)))
+                if self.string_arguments:  # the arguments string as written, one text
+                    calls.append(ToolCall(ident, c.name, {}, slot(i, Leaf.ARGUMENT, c.written())))
+                    call_shapes.append((c.name, str, ident_shape))
+                    continue
+                calls.append(ToolCall(ident, c.name, arguments(i, c.arguments)))
                 call_shapes.append((c.name, _structure(c.arguments), ident_shape))
             answer, answer_shape = call_id(i, m.tool_call_id) if m.tool_call_id is not None else (None, None)
             skeleton.append(Message(m.role, content, None, tuple(calls), answer, reasoning))
