@@ -37,6 +37,7 @@ def test_parallel_findings_equal_sequential(tmp_path: Path, small_parts: None) -
     got = list(parallel.check_file(str(path), workers=2))
     assert got == expected
     assert [f for f in got if f.code == "MT303"]  # the merge decides duplicates across parts
+    assert [f for f in got if f.code == "MT406"]  # ... and lines of the other kind than the file's first
     assert max(f.line for f in got) > 100
 
 

@@ -31,6 +31,13 @@ class Shape(str, Enum):
     AXOLOTL = "axolotl"
 
 
+class LineKind(str, Enum):
+    """What a dataset line holds; a file holds one kind."""
+
+    CONVERSATION = "conversation"
+    PREFERENCE = "preference"
+
+
 #: The top-level fields of each shape; any other key of a line is the user's own.
 FIELDS = {Shape.HOSTED: ("input", "preferred_output", "non_preferred_output"),
           Shape.TRL: ("prompt", "chosen", "rejected", "tools"), Shape.TRL_IMPLICIT: ("chosen", "rejected", "tools"),

@@ -17,7 +17,7 @@ import orjson
 
 from axolotl_multiturn.engine.conversation import check_conversation
 from axolotl_multiturn.engine.markers import CONTROL_STRINGS
-from axolotl_multiturn.engine.pairs import shape_of, split
+from axolotl_multiturn.engine.pairs import LineKind, shape_of, split
 from axolotl_multiturn.lint import locate
 from axolotl_multiturn.lint.compat import OpenAI, Profile
 from axolotl_multiturn.lint.hosted import Hosted
@@ -57,9 +57,9 @@ class LineChecker:
         # With `deferred`, duplicates are left to whoever merges this checker's part of a file (`parallel`):
         # (line, digest) of each valid conversation, in order.
         self.digests: list[tuple[int, bytes]] | None = [] if deferred else None
-        self._kind: str | None = None  # conversation or preference: the first object line's, and its number
+        self._kind: LineKind | None = None  # the first object line's kind, and its number
         self._first = 0
-        self.kinds: list[tuple[int, str]] | None = [] if deferred else None  # (line, kind), for the merge
+        self.kinds: list[tuple[int, LineKind]] | None = [] if deferred else None  # (line, kind), for the merge
 
     def finding(self, line: int, code: str, message: str, pointer: str = "", column: int | None = None) -> Finding:
         return Finding(self.path, line, column, code, RULES[code].severity, message, pointer)
@@ -98,14 +98,14 @@ class LineChecker:
     def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes,
               escapes: bool) -> list[Finding]:
         shape = shape_of(obj)
-        mixed = self.kind(number, "preference" if shape else "conversation")
+        mixed = self.kind(number, LineKind.PREFERENCE if shape else LineKind.CONVERSATION)
         if shape is not None:
             _, problems = split(obj, shape)
             return mixed + [self.finding(number, p.code, p.message, p.pointer, _nearest_column(raw, p.pointer))
                             for p in problems]
         return mixed + self._conversation(number, raw, obj, written, escapes)
 
-    def kind(self, number: int, kind: str) -> list[Finding]:
+    def kind(self, number: int, kind: LineKind) -> list[Finding]:
         """MT406 when a line's kind (conversation, preference) is not the first object line's. With
         `deferred`, the kinds are kept for whoever merges this checker's part (`parallel`)."""
         if self.kinds is not None:
@@ -115,7 +115,7 @@ class LineChecker:
             self._kind, self._first = kind, number
         if kind == self._kind:
             return []
-        return [self.finding(number, "MT406", f"a {kind} line in a file of {self._kind} lines (line "
+        return [self.finding(number, "MT406", f"a {kind.value} line in a file of {self._kind.value} lines (line "
                                               f"{self._first}): keep each kind in a file of its own", column=1)]
 
     def _conversation(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes,

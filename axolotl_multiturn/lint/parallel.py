@@ -14,6 +14,7 @@ import io
 import os
 from collections.abc import Iterator
 
+from axolotl_multiturn.engine.pairs import LineKind
 from axolotl_multiturn.lint.checker import Finding, LineChecker, check_lines, empty_file
 
 PARALLEL_BYTES = 8 << 20  # smaller files are checked in this process
@@ -23,7 +24,7 @@ PART_BYTES = 2 << 20  # a worker's share at a time: output streams, and memory s
 class _Part:
     """What a worker found in one byte range: findings and digests numbered from its first line."""
 
-    def __init__(self, findings: list[Finding], digests: list[tuple[int, bytes]], kinds: list[tuple[int, str]],
+    def __init__(self, findings: list[Finding], digests: list[tuple[int, bytes]], kinds: list[tuple[int, LineKind]],
                  lines: int, empty: bool):
         self.findings, self.digests, self.kinds, self.lines, self.empty = findings, digests, kinds, lines, empty
 
