@@ -86,6 +86,15 @@ def _places(shape: Shape, obj: Mapping[str, Any]) -> Places:
     return Places("/chosen", "/tools", f"/chosen/{last}", f"/rejected/{other}")
 
 
+def _at(obj: Mapping[str, Any], pointer: str) -> Any:
+    """The value at a JSON pointer of object keys (no escapes needed for the shapes' own fields); None where
+    it is absent or an object is not one."""
+    value: Any = obj
+    for key in pointer.strip("/").split("/"):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
 def _one_assistant(value: Any, listed: bool) -> dict[str, Any] | None:
     """The output's one assistant message, or None when it is not exactly that."""
     if listed:
@@ -108,11 +117,9 @@ def split(obj: Mapping[str, Any], shape: Shape) -> tuple[Pair | None, list[Probl
                                            "`prompt`)", "/rejected")]
         outputs = (_one_assistant(chosen[-1], False), _one_assistant(rejected[-1], False))
     else:
-        source = obj.get("input") if shape is Shape.HOSTED else obj
-        prompt = (source or {}).get("messages" if shape is not Shape.TRL else "prompt") \
-            if isinstance(source, dict) else None
-        fields = {Shape.HOSTED: ("preferred_output", "non_preferred_output")}.get(shape, ("chosen", "rejected"))
-        outputs = tuple(_one_assistant(obj.get(f), shape is not Shape.AXOLOTL) for f in fields)
+        prompt = _at(obj, places.prompt)
+        outputs = tuple(_one_assistant(_at(obj, where.removesuffix("/0")), shape is not Shape.AXOLOTL)
+                        for where in (places.chosen, places.rejected))
     for output, where in zip(outputs, (places.chosen, places.rejected)):
         if output is None:
             problems.append(Problem("MT401", "an output must be exactly one assistant message"
@@ -127,8 +134,8 @@ def split(obj: Mapping[str, Any], shape: Shape) -> tuple[Pair | None, list[Probl
         problems.append(Problem("MT403", "the prompt has no user message", places.prompt))
     if problems:
         return None, problems
-    tools = (obj.get("input") or {}).get("tools") if shape is Shape.HOSTED else obj.get("tools")
-    pair = Pair(list(prompt), tools, outputs[0], outputs[1], {k: v for k, v in obj.items() if k not in FIELDS[shape]})
+    pair = Pair(list(prompt), _at(obj, places.tools), outputs[0], outputs[1],
+                {k: v for k, v in obj.items() if k not in FIELDS[shape]})
     if pair.chosen == pair.rejected:
         return pair, [Problem("MT404", "chosen and rejected are the same message: the pair teaches nothing",
                               places.rejected)]
