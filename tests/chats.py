@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from corpus import inference_tokens
+
 from axolotl_multiturn.chat import MultiTurnStrategy, load
 
 S, U, A = "system", "user", "assistant"
@@ -44,9 +46,9 @@ def label(strategy: MultiTurnStrategy, messages: list[dict[str, Any]]) -> tuple[
 
 
 def trained_runs(tokenizer: Any, messages: list[dict[str, Any]], labels: list[int]) -> list[str]:
-    """The rendered text under each maximal run of trained tokens, cut out by the tokenizer's offsets."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    """The rendered text under each maximal run of trained tokens, cut out by the offsets of the ids
+    training should see (`corpus.inference_tokens`)."""
+    text, _, offsets = inference_tokens(tokenizer, messages)
     runs, start, end = [], None, None
     for (a, b), trained in zip(offsets, (lab != -100 for lab in labels)):
         if trained:

@@ -12,30 +12,19 @@ capability); the engine must count them, and the oracle then checks the row is `
 from __future__ import annotations
 
 import copy
-import json
 from functools import cache
 from typing import Any
 
 import pytest
+import corpus
 from axolotl.utils.chat_templates import get_chat_template
 from chats import TRAPS, strategy
+from corpus import CLOCK, WEATHER, as_template_reads, call, render
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vocabularies import tokenizer
 
-from axolotl_multiturn.engine.markers import STOP_STRINGS
 from axolotl_multiturn.tiny import qwen_tokenizer
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                            "parameters": {"type": "object", "properties": {
-                                                "city": {"type": "string"}, "days": {"type": "integer"}}}}}
-CLOCK = {"type": "function", "function": {"name": "get_time", "description": "The time",
-                                          "parameters": {"type": "object", "properties": {}}}}
-
-
-def call(ident: str, name: str, arguments: Any) -> dict[str, Any]:
-    return {"id": ident, "type": "function", "function": {"name": name, "arguments": arguments}}
-
 
 # Nine-character ids: Mistral's templates refuse others.
 SHAPES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {
@@ -111,68 +100,15 @@ def template_tokenizer(name: str) -> Any:
     return qwen_tokenizer(TEMPLATE_SPECIALS[name], get_chat_template(name), **TOKENS[name])
 
 
-def stop_strings(tok: Any) -> list[str]:
-    return [s for s in {*STOP_STRINGS, tok.eos_token} if s and s in tok.chat_template]
-
-
-def as_template_reads(tok: Any, messages: list[dict]) -> list[dict]:
-    """The README's convention: string arguments are parsed and passed as objects, or, to a template that
-    cannot take objects, as the data's string itself (an object as `json.dumps`, non-ASCII kept); a null
-    content is ''."""
-    out = copy.deepcopy(messages)
-    probe = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
-        call("call00001", "f", {"x": "1"})]}, {"role": "tool", "tool_call_id": "call00001", "content": "r"},
-             {"role": "assistant", "content": "a"}]
-    try:
-        tok.apply_chat_template(probe, tokenize=False)
-        strings = False
-    except Exception:  # noqa: BLE001
-        strings = True
-    for m in out:
-        if m.get("content") is None:
-            m["content"] = ""
-        for c in m.get("tool_calls", []):
-            arguments = c["function"]["arguments"]
-            if strings:
-                c["function"]["arguments"] = arguments if isinstance(arguments, str) else json.dumps(
-                    arguments, ensure_ascii=False)
-            else:
-                c["function"]["arguments"] = json.loads(arguments) if isinstance(arguments, str) else arguments
-    return out
-
-
-def render(tok: Any, messages: list[dict], tools: Any, generation: bool = False) -> str:
-    return tok.apply_chat_template(as_template_reads(tok, messages), tools=tools, tokenize=False,
-                                   add_generation_prompt=generation)
-
-
 def oracle(tok: Any, messages: list[dict], tools: Any) -> dict[int, tuple[str, str]]:
-    """(P_i, G_i) per assistant turn i whose P_i is a prefix of F_i; the others map to (F_i, '')."""
-    out = {}
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        prompt, full = render(tok, messages[:i], tools, True), render(tok, messages[:i + 1], tools)
-        if not full.startswith(prompt):
-            out[i] = (full, "")
-            continue
-        tail = full[len(prompt):]
-        ends = [tail.find(s) + len(s) for s in stop_strings(tok) if s in tail]
-        out[i] = (prompt, tail[:min(ends)] if ends else tail)
-    return out
+    """The corpus oracle, with the stop set of the model whose eos the tokenizer has."""
+    return corpus.oracle(tok, messages, tools, corpus.stops_for(tok))
 
 
 def trained_runs(tok: Any, text: str, labels: list[int]) -> list[tuple[int, int]]:
+    """Trained character runs of a row tokenized whole."""
     offsets = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    runs: list[tuple[int, int]] = []
-    for (a, b), label in zip(offsets, labels):
-        if label == -100:
-            continue
-        if runs and runs[-1][1] >= a:
-            runs[-1] = (runs[-1][0], b)
-        else:
-            runs.append((a, b))
-    return runs
+    return corpus.trained_runs(offsets, labels)
 
 
 #: Documented exceptions (README, template × capability): shapes a template cannot render.
@@ -208,12 +144,16 @@ def assert_oracle(template: str, messages: list[dict], tools: Any) -> None:
         assert [m.content for m in item.messages] == [
             m["content"] if not isinstance(m["content"], list) else m["content"] for m in messages[:count]]
         text = render(tok, messages[:count], tools)
-        ids = tok.apply_chat_template(as_template_reads(tok, messages[:count]), tools=tools, tokenize=True,
-                                      return_dict=False)
+        cuts = corpus.cuts_of(tok, text, messages[:count], labelled)
+        assert not isinstance(cuts, str), cuts
+        ids, offsets = corpus.tokenize(tok, text, cuts)
         assert item.input_ids.tolist() == ids
+        if not cuts:
+            assert ids == tok.apply_chat_template(as_template_reads(tok, messages[:count]), tools=tools,
+                                                  tokenize=True, return_dict=False)
         labels = labelled.labels.tolist()
         assert all(label in (-100, i) for i, label in zip(ids, labels))
-        for start, end in trained_runs(tok, text, labels):
+        for start, end in corpus.trained_runs(offsets, labels):
             turn = next(i for i, (prompt, generation) in expected.items()
                         if (generation and text[:start] == prompt and text[start:end] == generation)
                         or (not generation and text.startswith(prompt) and end <= len(prompt)

@@ -112,6 +112,33 @@ def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) ->
     return np.maximum(first, 0), np.maximum(last, 0)
 
 
+def _generation_starts(item: Rendered, messages: Sequence[Message]) -> np.ndarray:
+    """Where each assistant turn's generation starts in the render: its first span."""
+    owner = item.table[:, Column.MESSAGE]
+    assistant = np.array([m.role == "assistant" for m in messages] + [False])[owner]
+    first = assistant & np.concatenate(([True], owner[1:] != owner[:-1]))
+    return item.table[first, Column.START]
+
+
+def _straddled(offsets: np.ndarray, positions: np.ndarray) -> list[int]:
+    """The positions that fall strictly inside a token."""
+    if not len(positions) or not len(offsets):
+        return []
+    token = np.searchsorted(offsets[:, 0], positions, side="right") - 1
+    inside = (token >= 0) & (offsets[np.maximum(token, 0), 0] < positions) & (positions < offsets[np.maximum(token, 0), 1])
+    return positions[inside].tolist()
+
+
+def _cut(pieces: list[tuple[int, int, bool]], cuts: Sequence[int]) -> list[tuple[int, int, bool]]:
+    """Pieces split at `cuts` as well."""
+    out = []
+    for start, end, literal in pieces:
+        inner = [c for c in cuts if start < c < end]
+        bounds = [start, *inner, end]
+        out += [(a, b, literal) for a, b in zip(bounds, bounds[1:])]
+    return out
+
+
 class Encoder:
     """One template render per conversation and one tokenizer call per batch.
 
@@ -141,7 +168,15 @@ class Encoder:
                 rendered.append(self.renderer.render(plan))
             except UnlabelableError as error:
                 rendered.append(error)
-        encoded = iter(self._tokenize([r for r in rendered if isinstance(r, Rendered)]))
+        good = [(plan, r) for plan, r in zip(plans, rendered) if isinstance(r, Rendered)]
+        items = [r for _, r in good]
+        tokenized = self._tokenize(items)
+        cuts = {row: straddled for row, ((plan, item), (_, offsets)) in enumerate(zip(good, tokenized))
+                if (straddled := _straddled(offsets, _generation_starts(item, plan.conversation.messages)))}
+        if cuts:  # rare: a generation prompt that ends inside a token of the render (`<think>\n` + `\n`)
+            for row, tokens in zip(cuts, self._tokenize([items[row] for row in cuts], list(cuts.values()))):
+                tokenized[row] = tokens
+        encoded = iter(tokenized)
         out: list[Encoded | UnlabelableError] = []
         for plan, item in zip(plans, rendered):
             if isinstance(item, UnlabelableError):
@@ -160,11 +195,13 @@ class Encoder:
         return [m.span() for start, end in data[:, [Column.START, Column.END]].tolist()
                 for m in self.forgeable.finditer(item.text, start, end)]
 
-    def _tokenize(self, items: Sequence[Rendered]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _tokenize(self, items: Sequence[Rendered], cuts: Sequence[Sequence[int]] = ()
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids, offsets) per rendered conversation: one tokenizer call for the whole pieces, one more
-        (special tokens split) for forged occurrences when there are any."""
+        (special tokens split) for forged occurrences when there are any. A row is also cut at its
+        `cuts` (generation starts), each side tokenized apart."""
         rows: list[list[tuple[int, int, bool]]] = []  # per row: (start, end, literal), in text order
-        for item in items:
+        for n, item in enumerate(items):
             pieces, position = [], 0
             for start, end in self._forged(item):
                 if start > position:
@@ -173,6 +210,8 @@ class Encoder:
                 position = end
             if position < len(item.text) or not pieces:
                 pieces.append((position, len(item.text), False))
+            if n < len(cuts):
+                pieces = _cut(pieces, cuts[n])
             rows.append(pieces)
         results: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         backend, split = self.backend, self.backend.encode_special_tokens

@@ -1,0 +1,395 @@
+"""The template corpus: every chat template the installed axolotl and TRL ship, each judged on plain,
+reasoning and tool conversations against the prefix-diff oracle, on Qwen2's real BPE vocabulary.
+
+The oracle knows nothing of the engine. For assistant turn i, `P_i = apply_chat_template(messages[:i],
+add_generation_prompt=True)` and `F_i = apply_chat_template(messages[:i+1])`; the turn's generation is
+`F_i` after `P_i` through the model's stop token: the first token of the model's stop set in that tail and
+the stop tokens right after it (`<|im_end|><|endofturn|>`), never the whitespace a template writes between
+messages. The stop set is the model's own (its tokenizer's eos and its generation config's `eos_token_id`
+list: `MODELS`), not the engine's. A turn whose `P_i` is not a prefix of `F_i` has no inference context
+in any render: the engine must count it, not train it in a wrong one.
+
+`python tests/corpus.py` writes `docs/templates.md` from these verdicts; `test_corpus.py` checks that
+page against what the installed packages give.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
+
+ROOT = HERE.parent
+PAGE = ROOT / "docs" / "templates.md"
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                            "parameters": {"type": "object", "properties": {
+                                                "city": {"type": "string"}, "days": {"type": "integer"}}}}}
+CLOCK = {"type": "function", "function": {"name": "get_time", "description": "The time",
+                                          "parameters": {"type": "object", "properties": {}}}}
+
+
+def call(ident: str, name: str, arguments: Any) -> dict[str, Any]:
+    return {"id": ident, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+#: The conversations, each text unique so that the oracle can find it (nine-character ids: Mistral
+#: checks them). Keys are the columns of the capability table.
+SHAPES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {
+    "plain": ([
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Who walked?"}, {"role": "assistant", "content": "Anna walked."},
+        {"role": "user", "content": "Where?"}, {"role": "assistant", "content": "To the river."},
+    ], None),
+    "reasoning": ([
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "It is 4.", "reasoning_content": "Two and two make four."},
+        {"role": "user", "content": "3+3?"},
+        {"role": "assistant", "content": "It is 6.", "reasoning_content": "Three and three make six."},
+    ], None),
+    "tools": ([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [call("call00001", "get_weather", '{"city": "Paris", "days": 2}')]},
+        {"role": "tool", "tool_call_id": "call00001", "content": "{\"temp\": 21, \"sky\": \"clear\"}"},
+        {"role": "assistant", "content": "It is 21 °C and clear in Paris."},
+        {"role": "user", "content": "And Zürich?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [call("call00002", "get_weather", '{"city": "Zürich", "days": 1}')]},
+        {"role": "tool", "tool_call_id": "call00002", "content": "sun"},
+        {"role": "assistant", "content": "Sun in Zürich."},
+    ], [WEATHER]),
+    "parallel calls": ([
+        {"role": "system", "content": "You check facts with tools."},
+        {"role": "user", "content": "Weather in Oslo for 3 days, and the time?"},
+        {"role": "assistant", "content": "Let me check both.",
+         "tool_calls": [call("callA0001", "get_weather", {"city": "Oslo", "days": 3}),
+                        call("callB0002", "get_time", {})]},
+        {"role": "tool", "tool_call_id": "callA0001", "content": "snow"},
+        {"role": "tool", "tool_call_id": "callB0002", "content": "12:00"},
+        {"role": "assistant", "content": "Snow in Oslo; it is noon."},
+    ], [WEATHER, CLOCK]),
+}
+
+#: The model behind each template (matched by name, first match wins): (bos, eos, the generation
+#: config's stop tokens). From each model's tokenizer_config.json and generation_config.json.
+MODELS: tuple[tuple[str, str | None, str, tuple[str, ...]], ...] = (
+    (r"gptoss", None, "<|return|>", ("<|return|>", "<|call|>", "<|endoftext|>")),
+    (r"glm4", None, "<|endoftext|>", ("<|endoftext|>", "<|user|>", "<|observation|>")),
+    (r"llama3_2_vision|llama3", "<|begin_of_text|>", "<|eot_id|>", ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")),
+    (r"llama4", "<|begin_of_text|>", "<|eot|>", ("<|end_of_text|>", "<|eom|>", "<|eot|>")),
+    (r"gemma4", "<bos>", "<turn|>", ("<turn|>", "<eos>")),
+    (r"gemma", "<bos>", "<eos>", ("<eos>", "<end_of_turn>")),
+    (r"phi_?3", "<s>", "<|endoftext|>", ("<|end|>", "<|endoftext|>")),
+    (r"phi_4", None, "<|im_end|>", ("<|im_end|>", "<|endoftext|>")),
+    (r"deepseek", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", ("<｜end▁of▁sentence｜>",)),
+    (r"cohere|command|aya", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>", ("<|END_OF_TURN_TOKEN|>",)),
+    (r"exaone", None, "[|endofturn|]", ("[|endofturn|]",)),
+    (r"jamba", "<|startoftext|>", "<|eom|>", ("<|eom|>",)),
+    (r"idefics3", "<|begin_of_text|>", "<end_of_utterance>", ("<end_of_utterance>",)),
+    (r"falcon_h1", None, "<|end_of_text|>", ("<|end_of_text|>", "<|im_end|>")),
+    (r"mistral|pixtral|llava|alpaca|metharme", "<s>", "</s>", ("</s>",)),
+    (r"qwen|chatml|nemotron", None, "<|im_end|>", ("<|im_end|>", "<|endoftext|>")),
+)
+
+#: What a template writes as one token: markers of the `<|x|>`, `<｜x｜>`, `[INST]`, `[|x|]`,
+#: `<x|>`/`<|x>` (Gemma 4) and `<start_of_turn>` families, and the usual bos/eos spellings.
+_SPECIAL = re.compile(r"""<\|[^|<>\s'"]{1,48}\|>|<｜[^｜]{1,48}｜>|\[/?[A-Z_]{3,}\]|\[\|\w+\|\]|<\|\w+>|<\w+\|>|<\|"\|>"""
+                      r"""|<(?:start|end)_of_\w+>|<end_of_utterance>|<(?:bos|eos|s|/s)>|<BOS_TOKEN>""")
+
+
+@dataclass(frozen=True)
+class Template:
+    source: str  # "axolotl" or "trl"
+    name: str
+    text: str
+    training: str | None  # TRL's `*_training.jinja` with `{% generation %}` markers
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:10]
+
+    @property
+    def model(self) -> tuple[str | None, str, tuple[str, ...]]:
+        for pattern, *facts in MODELS:
+            if re.search(pattern, self.name):
+                return tuple(facts)  # type: ignore[return-value]
+        raise KeyError(f"no model facts for template {self.name}: add it to MODELS")
+
+
+def _versions() -> dict[str, str]:
+    import axolotl
+    import trl
+
+    return {"axolotl": axolotl.__version__, "trl": trl.__version__}
+
+
+@cache
+def templates() -> tuple[Template, ...]:
+    import axolotl
+    import trl
+
+    out = []
+    folder = Path(axolotl.__file__).parent / "utils" / "chat_templates" / "templates"
+    out += [Template("axolotl", p.stem, p.read_text(), None) for p in sorted(folder.glob("*.jinja"))]
+    folder = Path(trl.__file__).parent / "chat_templates"
+    for p in sorted(folder.glob("*.jinja")):
+        if p.stem.endswith("_training"):
+            continue
+        training = p.with_name(f"{p.stem}_training.jinja")
+        out.append(Template("trl", p.stem, p.read_text(), training.read_text() if training.exists() else None))
+    return tuple(out)
+
+
+@cache
+def _base() -> Any:
+    specials = sorted({s for t in templates() for s in _SPECIAL.findall(t.text)} |
+                      {s for t in templates() for s in (t.model[0], t.model[1], *t.model[2]) if s})
+    return qwen_tokenizer(specials)
+
+
+def tokenizer(template: Template, text: str | None = None) -> Any:
+    """Qwen2's vocabulary with every marker of the corpus as a special token, the model's bos and eos."""
+    tok = copy.copy(_base())
+    bos, eos, _ = template.model
+    tok.bos_token, tok.eos_token = bos, eos
+    tok.chat_template = text or template.text
+    return tok
+
+
+def stops_for(tok: Any) -> tuple[str, ...]:
+    """The stop set of the model whose eos `tok` has: its eos and its generation config's stops."""
+    for _, _, eos, stops in MODELS:
+        if eos == tok.eos_token:
+            return tuple(dict.fromkeys((eos, *stops)))
+    raise KeyError(f"no model with eos {tok.eos_token!r} in MODELS")
+
+
+def as_template_reads(tok: Any, messages: list[dict], key: str = "reasoning_content") -> list[dict]:
+    """The README's convention: string arguments are parsed and passed as objects, or, to a template that
+    cannot take objects, as the data's string itself; a null content is ''; a reasoning trace under the
+    key the template reads (`key`)."""
+    out = [{**{k: v for k, v in m.items() if k != "reasoning_content"},
+            **({key: m["reasoning_content"]} if "reasoning_content" in m else {})} for m in copy.deepcopy(messages)]
+    probe = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [
+        call("call00001", "f", {"x": "1"})]}, {"role": "tool", "tool_call_id": "call00001", "content": "r"},
+             {"role": "assistant", "content": "a"}]
+    try:
+        tok.apply_chat_template(probe, tokenize=False)
+        strings = False
+    except Exception:  # noqa: BLE001
+        strings = True
+    for m in out:
+        if m.get("content") is None:
+            m["content"] = ""
+        for c in m.get("tool_calls", []):
+            arguments = c["function"]["arguments"]
+            if strings:
+                c["function"]["arguments"] = arguments if isinstance(arguments, str) else json.dumps(
+                    arguments, ensure_ascii=False)
+            else:
+                c["function"]["arguments"] = json.loads(arguments) if isinstance(arguments, str) else arguments
+    return out
+
+
+def render(tok: Any, messages: list[dict], tools: Any, generation: bool = False,
+           key: str = "reasoning_content") -> str:
+    return tok.apply_chat_template(as_template_reads(tok, messages, key), tools=tools, tokenize=False,
+                                   add_generation_prompt=generation)
+
+
+def generation(tail: str, stops: tuple[str, ...]) -> str:
+    """A turn's generation in `tail` (its `F_i` after `P_i`): through the first stop token and those right
+    after it; without one, the tail less the whitespace that separates messages."""
+    pattern = re.compile("|".join(map(re.escape, sorted(stops, key=len, reverse=True))))
+    first = pattern.search(tail)
+    if first is None:
+        return tail.rstrip()
+    end = first.end()
+    while (more := pattern.match(tail, end)) is not None:
+        end = more.end()
+    return tail[:end]
+
+
+def oracle(tok: Any, messages: list[dict], tools: Any, stops: tuple[str, ...],
+           key: str = "reasoning_content") -> dict[int, tuple[str, str]]:
+    """(P_i, G_i) per assistant turn i whose P_i is a prefix of F_i. The others are undefined: no render
+    shows them after their generation prompt; they map to (F_i, ''), and the engine may train their text
+    in `F_i` after the render of the messages before them (README: parity)."""
+    out = {}
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt, full = render(tok, messages[:i], tools, True, key), render(tok, messages[:i + 1], tools, False, key)
+        out[i] = (prompt, generation(full[len(prompt):], stops)) if full.startswith(prompt) else (full, "")
+    return out
+
+
+def reasoning_key(tok: Any, messages: list[dict], tools: Any) -> str | None:
+    """The message key under which the template renders a reasoning trace (`reasoning_content`,
+    `thinking`, `reasoning`), found by rendering; None when it renders none."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    trace = messages[last].get("reasoning_content")
+    for key in ("reasoning_content", "thinking", "reasoning"):
+        if trace in render(tok, messages, tools, False, key):
+            return key
+    return None
+
+
+def tokenize(tok: Any, text: str, cuts: list[int]) -> tuple[list[int], list[tuple[int, int]]]:
+    """Ids and offsets of `text`, each piece between `cuts` tokenized apart."""
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    bounds = [0, *cuts, len(text)]
+    for a, b in zip(bounds, bounds[1:]):
+        piece = tok(text[a:b], add_special_tokens=False, return_offsets_mapping=True)
+        ids += piece["input_ids"]
+        offsets += [(x + a, y + a) for x, y in piece["offset_mapping"]]
+    return ids, offsets
+
+
+def inference_tokens(tok: Any, messages: list[dict], tools: Any = None) -> tuple[str, list[int], list[tuple[int, int]]]:
+    """A conversation's render, ids and offsets as training should see them: `apply_chat_template`'s,
+    except where a token straddles the end of an assistant turn's generation prompt `P_i` (a content that
+    starts with the newline the prompt ends with): there the prompt is tokenized on its own, as at
+    inference."""
+    text = render(tok, messages, tools)
+    whole = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    cuts = []
+    for i, m in enumerate(messages):
+        if m["role"] == "assistant":
+            prompt = render(tok, messages[:i], tools, True)
+            if text.startswith(prompt) and any(a < len(prompt) < b for a, b in whole):
+                cuts.append(len(prompt))
+    return (text, *tokenize(tok, text, cuts))
+
+
+def cuts_of(tok: Any, text: str, messages: list[dict], labelled: Any) -> list[int] | str:
+    """Where the engine tokenized a row apart (its tokens' boundaries that the whole render's tokens
+    straddle), or why a cut is wrong. A cut may only fall where a generation starts: between the last
+    text of the message before an assistant turn and that turn's first text (a generation prompt that
+    ends inside a token, `<think>\n` + `\n</think>`: at inference the prompt is tokenized on its own)."""
+    whole = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    if whole["input_ids"] == labelled.item.input_ids.tolist():
+        return []
+    starts = {a for a, _ in whole["offset_mapping"]}
+    engine = labelled.item.offsets.tolist()
+    cuts = sorted({a for (_, end), (a, _) in zip(engine, engine[1:]) if a >= end and a not in starts})
+    regions, position = [], 0
+    for j, m in enumerate(messages):
+        texts = [t for t in (m.get("content"), m.get("reasoning_content"),
+                             *(c["id"] for c in m.get("tool_calls", []))) if t]
+        found = [text.find(t, position) for t in texts if text.find(t, position) >= 0]
+        if m["role"] == "assistant":
+            regions.append((position, min(found, default=len(text))))
+        position = max((text.find(t, position) + len(t) for t in texts if text.find(t, position) >= 0),
+                       default=position)
+    wrong = [c for c in cuts if not any(a <= c <= b for a, b in regions)]
+    return f"tokenized apart at {wrong}, outside any generation's start" if wrong else cuts
+
+
+def trained_runs(offsets: list[tuple[int, int]], labels: list[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for (a, b), label in zip(offsets, labels):
+        if label == -100:
+            continue
+        if runs and runs[-1][1] >= a:
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return runs
+
+
+def _dropped(full: str, messages: list[dict]) -> str | None:
+    """The tool calls a template leaves out of the last render (a capability it lacks), or None."""
+    for m in messages:
+        for c in m.get("tool_calls", []):
+            if c["function"]["name"] not in full:
+                return "no tool calls (the calls are not rendered)"
+    return None
+
+
+def judge(template: Template, shape: str) -> str:
+    """The cell of the capability table: `exact`, `exact; N undefined` (turns with no inference context,
+    counted), `not rendered: ...` (the template cannot render it), or a failure (`WRONG: ...`,
+    `refused: ...`) that the tests reject."""
+    from chats import strategy
+
+    from axolotl_multiturn.chat import RowError
+
+    messages, tools = SHAPES[shape]
+    tok = tokenizer(template)
+    stops = tuple(s for s in {template.model[1], *template.model[2]} if s)
+    try:
+        key = reasoning_key(tok, messages, tools) if shape == "reasoning" else "reasoning_content"
+        if key is None:
+            return "not rendered: no reasoning (the trace is not rendered)"
+        expected = oracle(tok, messages, tools, stops, key)
+        full = render(tok, messages, tools, False, key)
+    except Exception as error:  # noqa: BLE001 - the template's own refusal is the cell
+        return f"not rendered: the template raises ({_short(error)})"
+    missing = _dropped(full, messages)
+    if missing:
+        return f"not rendered: {missing}"
+    row = {"messages": messages, **({"tools": tools} if tools else {})}
+    try:
+        rows = list(strategy(tok, "instruction").labelled({k: [v] for k, v in row.items()}, [0]))
+    except RowError as error:
+        return f"refused: {_short(error)}"
+    served: list[int] = []
+
+    def before(i: int) -> int:
+        """Where turn i's own text can start: after what the render of the messages before it shares."""
+        return len(os.path.commonprefix([render(tok, messages[:i], tools, False, key), expected[i][0]]))
+
+    for labelled in rows:
+        count = len(labelled.item.messages)
+        text = render(tok, messages[:count], tools, False, key)
+        whole = tok.apply_chat_template(as_template_reads(tok, messages[:count], key), tools=tools,
+                                        tokenize=True, return_dict=False)
+        cuts = cuts_of(tok, text, messages[:count], labelled)
+        if isinstance(cuts, str):
+            return f"WRONG: the row of {count} messages is {cuts}"
+        ids, offsets = tokenize(tok, text, cuts)
+        if labelled.item.input_ids.tolist() != ids or (not cuts and ids != whole):
+            return f"WRONG: the row of {count} messages is not apply_chat_template's ids (cut at {cuts})"
+        for start, end in trained_runs(offsets, labelled.labels.tolist()):
+            turn = next((i for i, (prompt, gen) in expected.items()
+                         if (gen and text[:start] == prompt and text[start:end] == gen)
+                         or (not gen and i not in served and text.startswith(prompt) and end <= len(prompt)
+                             and start >= before(i))), None)
+            if turn is None:
+                return f"WRONG: trains {text[start:end]!r} after {text[max(0, start - 40):start]!r}"
+            served.append(turn)
+    undefined = sum(1 for _, gen in expected.values() if not gen)
+    if sorted(served) != sorted(expected):
+        return f"WRONG: trains turns {sorted(served)}, not each of {sorted(expected)} once"
+    if rows[0].no_parity != undefined:
+        return f"WRONG: counts {rows[0].no_parity} turns without parity, the oracle {undefined}"
+    return "exact" if not undefined else f"exact; {undefined} of {len(expected)} turns undefined"
+
+
+def _short(error: BaseException) -> str:
+    return " ".join(str(error).split())[:160]
+
+
+def table() -> dict[str, dict[str, str]]:
+    """Every template's row: shape -> cell, keyed `source/name@digest`."""
+    return {f"{t.source}/{t.name}@{t.digest}": {shape: judge(t, shape) for shape in SHAPES} for t in templates()}
+
+
+if __name__ == "__main__":
+    for key, row in table().items():
+        print(key, row)
