@@ -441,11 +441,11 @@ class ChatRenderer:
     def _closing_end(self, tail: str) -> int:
         """Where a turn's generation ends in its closing text `tail`: through its first stop string and the
         terminators right after it (`<|im_end|><|endofturn|>`: the model stops on the last); without a stop
-        string, through its last terminator (`)<|eom|>`, a tools suffix), or all of it."""
+        string, all of it (`)<|eom|>`, a tools suffix, Gemma 4's `<|tool_response>` after a call): the
+        template writes it as the end of the turn."""
         stop = self._stops.search(tail) if self._stops else None
-        if stop is None:  # no stop string: through the last terminator, or all of it
-            last = max((m.end() for m in self._terminators.finditer(tail)), default=0) if self._terminators else 0
-            return last or len(tail)
+        if stop is None:
+            return len(tail)
         end = stop.end()
         assert self._terminators is not None  # it holds the stop strings
         while (closer := self._terminators.match(tail, end)) is not None:
