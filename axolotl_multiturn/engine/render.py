@@ -31,7 +31,9 @@ from transformers.utils.chat_template_utils import render_jinja_template
 from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCall
 from axolotl_multiturn.engine.markers import STOP_STRINGS
 
-_SENTINEL_RE = re.compile("\ue000(\\d+)\ue002*\ue001")
+# A sentinel as written, or as Python's `repr` prints it inside an object a template prints with `{{ }}`
+# (`{'city': '\\ue0000\\ue001'}`: private-use characters are escaped; Phi-4-mini prints arguments so).
+_SENTINEL_RE = re.compile(r"(?:\ue000|\\ue000)(\d+)(?:\ue002|\\ue002)*(?:\ue001|\\ue001)")
 #: A special token named as a terminator of a turn or a call.
 _TERMINATOR = re.compile(r"end|eot|eom|stop|return|call\b|suffix", re.IGNORECASE)
 SKELETONS = 16384  # skeletons kept for the caches' misses
@@ -225,8 +227,8 @@ def _trim_variants(text: str, kind: Leaf) -> tuple[str, ...]:
     if kind is Leaf.ID:
         return (text,)
     escaped = json.dumps(text, ensure_ascii=False)[1:-1]
-    if kind is Leaf.ARGUMENT:
-        return tuple(dict.fromkeys((text, escaped)))
+    if kind is Leaf.ARGUMENT:  # as written, JSON-escaped, or as `repr` prints it inside an object
+        return tuple(dict.fromkeys((text, escaped, repr(text)[1:-1])))
     variants = (text, text.strip(), text.rstrip(), text.lstrip(), text.strip("\n"), text.lstrip("\n"),
                 text.rstrip("\n"), escaped)
     return tuple(dict.fromkeys(variants))
