@@ -25,3 +25,25 @@ def test_the_capability_page_is_what_the_corpus_gives() -> None:
 def test_the_corpus_covers_both_packages() -> None:
     sources = [t.source for t in templates()]
     assert sources.count("axolotl") >= 35 and sources.count("trl") >= 25
+
+
+#: DeepSeek R1's tool template writes whitespace after a tool result that its generation prompt does not
+#: have, or the other way round. Chatml-shaped here, on Qwen2's vocabulary, where `\n` + `\n` is one token.
+_GAP = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{GAP}"
+        "{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>{{ c.function.name }} "
+        "{{ c.function.arguments | tojson }}</tool_call>{% endfor %}{% else %}{{ m.content }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{PROMPT}{% endif %}")
+AFTER_TOOL = "{% if m.role == 'assistant' and not loop.first and loop.previtem.role == 'tool' %}{{ '\\n' }}{% endif %}"
+PROMPT_AFTER_TOOL = "{% if messages[-1].role == 'tool' %}{{ '\\n' }}{% endif %}"
+
+
+@pytest.mark.parametrize(("gap", "prompt", "verdict"), [
+    # the history has the extra newline: before, the merged `\n\n` refused the whole row
+    (AFTER_TOOL, "", "exact"),
+    # the generation prompt has it: the answers after tool results have no inference context; counted
+    ("", PROMPT_AFTER_TOOL,
+     "exact; 2 of 4 turns undefined (the generation prompt differs from the turn's render)"),
+])
+def test_whitespace_after_a_tool_result_costs_no_defined_turn(gap: str, prompt: str, verdict: str) -> None:
+    text = _GAP.replace("{GAP}", gap).replace("{PROMPT}", prompt)
+    assert cell(Template("test", "chatml_tool_gap", text, None), "tools") == verdict
