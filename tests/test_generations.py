@@ -2,11 +2,13 @@
 
 For assistant turn i, `P_i = apply_chat_template(messages[:i], tools, add_generation_prompt=True)` and
 `F_i = apply_chat_template(messages[:i+1], tools)`; its generation `G_i` is `F_i` after `P_i` through the
-first stop string. Under `instruction` masking every turn must be trained exactly once, in a row whose
-token ids are `apply_chat_template` of a prefix of the conversation, whose text before the trained run is
-`P_i` and whose trained run is `G_i`. The oracle uses only `apply_chat_template` and the tokenizer's offsets,
-never the engine. Turns whose `P_i` is not a prefix of `F_i` have no such row (README: template ×
-capability); the engine must count them, and the oracle then checks the row is `F_i` itself.
+model's stop token (`corpus.oracle`: the stop set of the model whose eos the tokenizer has). Under
+`instruction` masking every turn must be trained exactly once, in a row whose token ids are
+`apply_chat_template` of a prefix of the conversation (tokenized apart only at a generation start a token
+would straddle), whose text before the trained run is `P_i` and whose trained run is `G_i`. The oracle uses
+only `apply_chat_template` and the tokenizer's offsets, never the engine. Turns whose `P_i` is not a prefix
+of `F_i` have no such row (docs/templates.md); the engine must count them, and the oracle then checks the
+row is `F_i` itself.
 """
 
 from __future__ import annotations
