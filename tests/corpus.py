@@ -329,6 +329,7 @@ def judge(template: Template, shape: str) -> str:
     """The cell of the capability table: `exact`, `exact; N undefined` (turns with no inference context,
     counted), `not rendered: ...` (the template cannot render it), or a failure (`WRONG: ...`,
     `refused: ...`) that the tests reject."""
+    import datasets
     from chats import strategy
 
     from axolotl_multiturn.chat import RowError
@@ -350,8 +351,13 @@ def judge(template: Template, shape: str) -> str:
     row = {"messages": messages, **({"tools": tools} if tools else {})}
     try:
         rows = list(strategy(tok, "instruction").labelled({k: [v] for k, v in row.items()}, [0]))
+        # The same row as Arrow gives it (Hub, parquet, in-memory): struct keys unified, nulls filled.
+        arrow = list(strategy(tok, "instruction").labelled(datasets.Dataset.from_list([row])[:], [0]))
     except RowError as error:
         return f"refused: {_short(error)}"
+    if [(r.item.input_ids.tolist(), r.labels.tolist()) for r in rows] != [
+            (r.item.input_ids.tolist(), r.labels.tolist()) for r in arrow]:
+        return "WRONG: the row through Arrow differs from the row through JSONL"
     served: list[int] = []
 
     def before(i: int) -> int:
@@ -400,7 +406,33 @@ def _why(tok: Any, messages: list[dict], tools: Any, key: str, i: int) -> str:
 
 
 def _short(error: BaseException) -> str:
-    return " ".join(str(error).split())[:160]
+    return " ".join(str(error).split())[:160].rstrip()
+
+
+def trl_mask(template: Template, shape: str) -> str:
+    """The second oracle, for TRL templates with a `*_training.jinja`: the tokens its `{% generation %}`
+    markers mask in (`return_assistant_tokens_mask=True`), against the prefix-diff generations of the
+    original template: `agrees`, or where they part."""
+    messages, tools = SHAPES[shape]
+    tok = tokenizer(template)
+    stops = tuple(s for s in {template.model[1], *template.model[2]} if s)
+    try:
+        key = (reasoning_key(tok, messages, tools) if shape == "reasoning" else None) or "reasoning_content"
+        expected = [g for _, g in oracle(tok, messages, tools, stops, key).values() if g]
+        trained = tokenizer(template, template.training)
+        out = trained.apply_chat_template(as_template_reads(trained, messages, key), tools=tools, tokenize=True,
+                                          return_dict=True, return_assistant_tokens_mask=True)
+        text = render(trained, messages, tools, False, key)
+    except Exception as error:  # noqa: BLE001 - either template's refusal is the cell
+        return f"not rendered ({_short(error)})"
+    offsets = trained(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    runs = [text[a:b] for a, b in trained_runs(offsets, [1 if m else -100 for m in out["assistant_masks"]])]
+    if runs == expected:
+        return "agrees"
+    extra = [r for r in runs if r not in expected]
+    missing = [g for g in expected if g not in runs]
+    return _short(f"differs: masks in {extra[:1]!r} where the oracle has {missing[:1]!r}"
+                  if extra or missing else f"differs: {len(runs)} runs, the oracle {len(expected)}")
 
 
 def key(template: Template) -> str:
@@ -414,8 +446,10 @@ def cell(template: Template, shape: str) -> str:
 
 
 def rows() -> dict[str, dict[str, str]]:
-    """Every installed template's row: shape -> cell."""
-    return {key(t): {shape: cell(t, shape) for shape in SHAPES} for t in templates()}
+    """Every installed template's row: shape -> cell; then TRL's training templates against the oracle."""
+    return {**{key(t): {shape: cell(t, shape) for shape in SHAPES} for t in templates()},
+            **{f"trl-mask/{t.name}@{t.digest}": {shape: trl_mask(t, shape) for shape in SHAPES}
+               for t in templates() if t.training}}
 
 
 _ROW = re.compile(r"^\| `(?P<key>[^`]+)` \| (?P<cells>.*) \|$")
@@ -426,7 +460,8 @@ def read_page(path: Path = PAGE) -> dict[str, dict[str, str]]:
     out = {}
     for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
         if match := _ROW.match(line):
-            out[match["key"]] = dict(zip(SHAPES, (c.strip() for c in match["cells"].split(" | "))))
+            out[match["key"]] = dict(zip(SHAPES, (c.strip().replace("&#124;", "|")
+                                                  for c in match["cells"].split(" | "))))
     return out
 
 
@@ -441,7 +476,9 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         "differs from what the installed packages give. Do not edit by hand.",
         "",
         "Each cell judges one conversation (`tests/corpus.py`: `SHAPES`) on Qwen2's real vocabulary with the",
-        "template's markers as special tokens, against the prefix-diff oracle with the model's own stop set:",
+        "template's markers as special tokens, against the prefix-diff oracle with the model's own stop set,",
+        "through JSONL rows and through Arrow rows (`Dataset.from_list`: keys unified, nulls filled), which must",
+        "give identical ids and labels:",
         "",
         "- **exact**: every assistant turn is trained once, as its generation after its generation prompt.",
         "- **exact; N of M turns undefined (why)**: those turns have no render in which they follow their",
@@ -451,7 +488,22 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         "",
         f"| template | {' | '.join(SHAPES)} |",
         f"|{'---|' * (len(SHAPES) + 1)}",
-        *(f"| `{k}` | {' | '.join(row[s] for s in SHAPES)} |" for k, row in sorted(merged.items())),
+        *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in SHAPES)} |"
+          for k, row in sorted(merged.items()) if not k.startswith("trl-mask/")),
+        "",
+        "## TRL's `{% generation %}` masks against the oracle",
+        "",
+        "TRL ships a `*_training.jinja` beside most original templates, with `{% generation %}` markers for",
+        "`assistant_only_loss` (`return_assistant_tokens_mask=True`). Rows `trl-mask/...` compare the text those",
+        "masks train on the same conversations with the prefix-diff generations of the original template:",
+        "`agrees`, or the first place they part. They part where the training template changes the render",
+        "(TRL keeps thinking in every turn so that renders are prefix-preserving) or masks other text than",
+        "the model generates (the stop token, the generation prompt, the newline after the stop).",
+        "",
+        f"| training template | {' | '.join(SHAPES)} |",
+        f"|{'---|' * (len(SHAPES) + 1)}",
+        *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in SHAPES)} |"
+          for k, row in sorted(merged.items()) if k.startswith("trl-mask/")),
         "",
     ]
     tmp = path.with_suffix(".tmp")
