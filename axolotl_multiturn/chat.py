@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import orjson
@@ -29,11 +29,13 @@ from axolotl_multiturn.engine.conversation import (
     parse_conversation,
     without_nulls,
 )
-from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
-from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_hosted, message_trained
+from axolotl_multiturn.engine.encode import Encoded, Encoder
+from axolotl_multiturn.engine.label import Labelled, Labeller, Settings
+from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_hosted
+from axolotl_multiturn.engine.outcomes import Outcomes
 from axolotl_multiturn.engine.render import ChatRenderer, TemplateRejected, UnlabelableError
-from axolotl_multiturn.engine.rows import Parity, parity_rows
-from axolotl_multiturn.engine.windows import GONE, Outcomes, Overflow, TooLong, fit
+from axolotl_multiturn.engine.vocabulary import CANDIDATE_COLUMNS, GONE, PARITY_COUNTS, STATS, Col, Status
+from axolotl_multiturn.engine.windows import TooLong
 from axolotl_multiturn.options import CARRIER_KEY, ConfigError, Options, carried, resolve
 from axolotl_multiturn.reports.summary import CATEGORIES, Summary, count_rows, from_columns, remember
 
@@ -42,15 +44,6 @@ FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 DEFAULT_PREPARED = "last_run_prepared"  # axolotl's dataset_prepared_path when the config sets none
 
 
-#: Bookkeeping columns of `tokenize_rows(stats=True)`: source row, overflow status, assistant turns lost to
-#: overflow, row added for parity, turns with no parity row, turns trained out of context (`off`),
-#: turns left untrained (`last`).
-STATS = ("mt_source", "mt_status", "mt_lost", "mt_extra", "mt_no_parity", "mt_outside", "mt_untrained")
-#: ... and per row its token counts by role and class, for the summary (`reports.summary.count_rows`).
-COUNTS = "mt_counts"
-#: ... and, while `auto` is undecided: the mode that labelled the row, why it could not be labelled, and the
-#: scan statistics of its conversation on its first row.
-CANDIDATE_COLUMNS = ("mt_mode", "mt_error", "mt_scan")
 #: The modes a scanning mode chooses between. Every conversation is rendered and tokenized once and labelled
 #: by each candidate in the same pass; the dataset's statistics then keep one candidate's rows.
 CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE),
@@ -59,27 +52,6 @@ CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE),
 
 class RowError(ValueError):
     """A dataset row that cannot be used, named by its index."""
-
-
-class Labelled(NamedTuple):
-    """One training row from source row `index` (no item: the conversation was dropped or skipped);
-    the counts are the conversation's, on its first row only: trainable assistant turns that no window
-    trains (`lost`), turns no row trains in their inference context (`no_parity`), turns trained out of
-    it (`outside`, parity off) and turns left untrained (`untrained`, parity last). `extra`: a row added
-    so that a turn is trained in its inference context."""
-
-    index: int
-    item: Encoded | None
-    labels: np.ndarray | None
-    status: str  # fits | split | truncated | dropped | skipped
-    lost: int
-    extra: bool = False
-    no_parity: int = 0
-    outside: int = 0
-    untrained: int = 0
-    note: str = ""  # why this row is there, when parity made or changed it; for a skipped one, why
-    mode: Mode | None = None  # the masking mode that labelled it
-    scan: tuple[int, ...] = (0, 0, 0, 0)  # the `auto` statistics of its conversation, on its first row
 
 
 def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any],
@@ -128,6 +100,14 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     @property
     def supports_batched(self) -> bool:
         return True
+
+    @property
+    def labeller(self) -> Labeller:
+        """The engine's labelling pipeline with this strategy's options (and its `sequence_len`, which
+        callers may set after construction, as axolotl's strategies allow)."""
+        o = self.options
+        return Labeller(self.encoder, Settings(self.sequence_len, o.overflow, o.parity, o.last_turn_only,
+                                               o.reasoning == "train"))
 
     def lines(self, batch: Mapping[str, Sequence[Any]]) -> bool:
         """Whether the rows are the lines of a JSONL file read as text (how the plugin has axolotl load local
@@ -186,7 +166,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                       stats: bool = False) -> dict[str, list] | pa.Table:
         """The tokenized rows (windows, for split conversations), as lists. With `stats` (the datasets
         path): an Arrow table, plus a row per dropped or skipped conversation (empty) and the bookkeeping
-        columns STATS, for `ChatDatasetWrapper` to count and remove; while `auto` is undecided, every
+        columns `vocabulary.STATS`, for `ChatDatasetWrapper` to count and remove; while `auto` is undecided, every
         candidate's rows with CANDIDATE_COLUMNS."""
         if not stats:
             rows = [row for row in self.labelled(batch, indices) if row.item is not None]
@@ -206,17 +186,18 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             "attention_mask": pa.ListArray.from_arrays(offsets,
                                                        pa.array(np.ones(len(flat_ids), dtype=np.int8))),
             "labels": pa.ListArray.from_arrays(offsets, pa.array(flat_labels)),
-            COUNTS: _fixed(counts.reshape(len(rows), -1)),
+            Col.COUNTS.value: _fixed(counts.reshape(len(rows), -1)),
         }
-        fields = ("index", "status", "lost", "extra", "no_parity", "outside", "untrained")
-        for column, field in zip(STATS, fields):
-            out[column] = pa.array([getattr(row, field) for row in rows])
+        out[Col.SOURCE.value] = pa.array([row.index for row in rows])
+        out[Col.STATUS.value] = pa.array([row.status.value for row in rows])
+        for column, field in zip(STATS[2:], ("lost", *PARITY_COUNTS)):
+            out[column.value] = pa.array([getattr(row, field) for row in rows])
         if modes:
-            failed = ("error", "skipped")
-            out |= {"mt_mode": pa.array([row.mode.value for row in rows]),
-                    "mt_error": pa.array([row.note if row.status in failed else "" for row in rows]),
-                    "mt_scan": _fixed(np.array([row.scan for row in rows], dtype=np.int64)
-                                      .reshape(len(rows), -1))}
+            failed = (Status.ERROR, Status.SKIPPED)
+            out |= {Col.MODE.value: pa.array([row.mode.value for row in rows]),
+                    Col.NOTE.value: pa.array([row.note if row.status in failed else "" for row in rows]),
+                    Col.SCAN.value: _fixed(np.array([row.scan for row in rows], dtype=np.int64)
+                                           .reshape(len(rows), -1))}
         return pa.table(out)
 
     def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int],
@@ -239,7 +220,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         encoded = iter(self.encoder.encode([c for c in conversations if c is not None]))
         for index, conversation in zip(indices, conversations):
             if conversation is None:
-                yield from (Labelled(index, None, None, "blank", 0, mode=mode) for mode in modes)
+                yield from (Labelled(index, None, None, Status.BLANK, 0, mode=mode) for mode in modes)
                 continue
             item = next(encoded)
             if not isinstance(item, UnlabelableError):
@@ -252,67 +233,28 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                 except RowError as error:
                     if not deferred:
                         raise
-                    rows = [Labelled(index, None, None, "error", 0, note=str(error), mode=mode)]
+                    rows = [Labelled(index, None, None, Status.ERROR, 0, note=str(error), mode=mode)]
                 for row in rows:
-                    if row.status == "skipped" and not deferred:
+                    if row.status is Status.SKIPPED and not deferred:
                         LOG.warning("%s", row.note)
                     yield row._replace(scan=scan) if deferred and k == 0 and row is rows[0] else row
 
     def _rows(self, index: int, item: Encoded | UnlabelableError, mode: Mode, lines: bool) -> list[Labelled]:
-        """One conversation's training rows under `mode` (see `labelled`)."""
+        """One conversation's training rows under `mode` (see `labelled`), its errors named by its row."""
         try:
             if isinstance(item, UnlabelableError):
                 raise item
-            labels = self.label(item, mode)  # the whole conversation must be exact before it is cut
-            trained = message_trained(item.messages, mode, self.options.last_turn_only)
-            fitted = fit(item, trained, self.sequence_len, Overflow(self.options.overflow), self._encode_one)
-            rows, counts = self._parity(fitted.windows, item, labels, mode)
+            return self.labeller.rows(index, item, mode)
         except UnlabelableError as error:
             if self.options.on_unlabelable == "skip":
-                return [Labelled(index, None, None, "skipped", 0, note=f"{self.where(index, lines)} skipped: "
-                                 f"{error}", mode=mode)]
+                return [Labelled(index, None, None, Status.SKIPPED, 0,
+                                 note=f"{self.where(index, lines)} skipped: {error}", mode=mode)]
             advice = ("Change the row or the chat_template" if isinstance(error, TemplateRejected)
                       else "Fix the row")
             raise RowError(f"{self.where(index, lines)}: {error}. {advice}, or set "
                            "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
         except TooLong as error:
             raise RowError(f"{self.where(index, lines)}: {error}") from None
-        lost = fitted.lost + counts["lost"]
-        if not rows:  # nothing fits, or nothing left to train: the conversation gives no row
-            return [Labelled(index, None, None, "dropped", lost, False, *counts["parity"], mode=mode)]
-        return [Labelled(index, row, row_labels, fitted.status, lost if k == 0 else 0, extra,
-                         *(counts["parity"] if k == 0 else (0, 0, 0)), note, mode=mode)
-                for k, (row, row_labels, extra, note) in enumerate(rows)]
-
-    def _parity(self, windows: Sequence[Encoded], item: Encoded, labels: np.ndarray, mode: Mode
-                ) -> tuple[list[tuple[Encoded, np.ndarray, bool, str]], dict[str, Any]]:
-        """Each window as the rows that train its turns in their inference context (`parity`); a row
-        longer than sequence_len after that loses its turns, counted."""
-        rows: list[tuple[Encoded, np.ndarray, bool, str]] = []
-        no_parity = outside = untrained = lost = 0
-        for window in windows:
-            trained = message_trained(window.messages, mode, self.options.last_turn_only)
-            plan = window.plan
-            result = parity_rows(self.encoder.renderer, plan, trained, Parity(self.options.parity))
-            no_parity, outside, untrained = (no_parity + len(result.no_parity), outside + result.outside,
-                                             untrained + result.untrained)
-            if result.conversations == [window.conversation]:
-                rows.append((window, labels if window is item else self.label(window, mode), False,
-                             result.notes[0]))
-                continue
-            for k, (conversation, note) in enumerate(zip(result.conversations, result.notes)):
-                row = self._encode_one(conversation)
-                if len(row.input_ids) > self.sequence_len:
-                    lost += sum(1 for m in conversation.messages if m.role == "assistant" and m.weight)
-                    continue
-                rows.append((row, self.label(row, mode), k > 0, note))
-        return rows, {"lost": lost, "parity": (no_parity, outside, untrained)}
-
-    def _encode_one(self, conversation: Conversation) -> Encoded:
-        item = self.encoder.encode([conversation])[0]
-        if isinstance(item, UnlabelableError):
-            raise item
-        return item
 
     def _warn_dropped(self, item: Encoded) -> None:
         """Say once per message role and position that the template leaves a message out entirely."""
@@ -328,8 +270,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     def label(self, item: Encoded, mode: Mode | None = None) -> np.ndarray:
         mode = mode or self.mode
         assert mode is not None
-        return item.labels(span_trained(item.rendered, item.messages, mode, self.options.last_turn_only,
-                                        self.options.reasoning == "train"))
+        return self.labeller.labels(item, mode)
 
     def decide(self, scan: np.ndarray) -> AutoDecision:
         """Decide a scanning mode from the per-conversation scan statistics (columns: conversation,
@@ -372,14 +313,14 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         self.summary = summary
         if self.key:
             remember(self.key, summary, self.directory)
-        for line in summary.outcomes.lines(strategy.sequence_len, strategy.options.overflow):
+        for line in summary.outcomes.lines(strategy.sequence_len, strategy.options.overflow.value):
             LOG.warning("axolotl_multiturn: %s: %s", strategy.source, line)
         if not summary.by_role:
             raise RowError(f"{strategy.source}: no rows left to train on: {nothing_left(summary.outcomes)}")
         if len(summary.lengths) != len(mapped):  # bookkeeping rows of conversations that give no row
-            mapped = mapped.filter(lambda status: status not in GONE, input_columns="mt_status",
+            mapped = mapped.filter(lambda status: status not in GONE, input_columns=Col.STATUS.value,
                                    num_proc=process_count, desc="axolotl_multiturn: leaving out dropped rows")
-        return mapped.remove_columns([*STATS, COUNTS])
+        return mapped.remove_columns([c.value for c in (*STATS, Col.COUNTS)])
 
     def prepare(self, dataset: Dataset, process_count: int | None = None, keep_in_memory: bool | None = False
                 ) -> tuple[Dataset, Summary]:
@@ -392,23 +333,30 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
                              num_proc=process_count, keep_in_memory=bool(keep_in_memory),
                              fn_kwargs={"stats": True}, remove_columns=dataset.column_names,
                              desc="axolotl_multiturn: tokenizing")
-        names = [*STATS, *(("mt_mode", "mt_error") if deciding else ())]
-        kept = [*names, COUNTS, *(["mt_scan"] if deciding else [])]
-        table = mapped.select_columns(kept).with_format("arrow")[:]
-        columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in names}
-        columns[COUNTS] = _matrix(table.column(COUNTS)).reshape(len(table), len(CATEGORIES), 2)
+        names = [*STATS, *((Col.MODE, Col.NOTE) if deciding else ())]
+        kept = [*names, Col.COUNTS, *((Col.SCAN,) if deciding else ())]
+        table = mapped.select_columns([c.value for c in kept]).with_format("arrow")[:]
+        columns = {name: table.column(name.value).to_numpy(zero_copy_only=False) for name in names}
+        columns[Col.COUNTS] = _matrix(table.column(Col.COUNTS.value)).reshape(len(table), len(CATEGORIES), 2)
         if deciding:
-            decision = strategy.decide(_matrix(table.column("mt_scan")))
+            decision = strategy.decide(_matrix(table.column(Col.SCAN.value)))
             LOG.info("axolotl_multiturn: %s: %s", strategy.source, decision.describe())
-            chosen = columns["mt_mode"] == decision.mode.value
-            mapped = mapped.select(np.flatnonzero(chosen)).remove_columns(list(CANDIDATE_COLUMNS))
+            chosen = columns[Col.MODE] == decision.mode.value
+            mapped = mapped.select(np.flatnonzero(chosen)).remove_columns([c.value for c in CANDIDATE_COLUMNS])
             columns = {name: values[chosen] for name, values in columns.items()}
-            for status, message in zip(columns["mt_status"], columns["mt_error"]):
-                if status == "error":
+            for status, message in zip(columns[Col.STATUS], columns[Col.NOTE]):
+                if status == Status.ERROR:
                     raise RowError(message)
-                if status == "skipped":
+                if status == Status.SKIPPED:
                     LOG.warning("%s", message)
-        return mapped, from_columns(strategy, columns)
+        return mapped, from_columns(columns, strategy.source, strategy.mode, strategy.decision,
+                                    strategy.sequence_len, strategy.options.overflow)
+
+
+def summarize(strategy: MultiTurnStrategy, dataset: Dataset, num_proc: int | None = None) -> Summary:
+    """Count what `strategy` trains in `dataset`: the preprocessing pass itself, deciding `auto` first if
+    needed."""
+    return ChatDatasetWrapper(strategy).prepare(dataset, num_proc)[1]
 
 
 def _matrix(column: pa.ChunkedArray) -> np.ndarray:

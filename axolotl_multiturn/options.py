@@ -15,6 +15,7 @@ from typing import Any
 
 from axolotl_multiturn import schemas
 from axolotl_multiturn.engine.masking import AutoThresholds, Mode
+from axolotl_multiturn.engine.vocabulary import Overflow, Parity
 
 #: axolotl drops dataset keys it does not know, and hashes only a fixed list of dataset fields into the
 #: prepared-dataset path. `conversation` is a free string that survives validation, is part of that hash,
@@ -48,8 +49,8 @@ class Options:
     auto: AutoThresholds
     log_summary: bool
     content_special_tokens: str
-    overflow: str
-    parity: str
+    overflow: Overflow
+    parity: Parity
     reasoning: str
     preflight: bool
 
@@ -129,8 +130,8 @@ def resolve(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None, where: str
         auto=AutoThresholds(**values["auto"]),
         log_summary=values["log_summary"],
         content_special_tokens=values["content_special_tokens"],
-        overflow=values["overflow"],
-        parity=values["parity"],
+        overflow=Overflow(values["overflow"]),
+        parity=Parity(values["parity"]),
         reasoning=values["reasoning"],
         preflight=values["preflight"],
     )

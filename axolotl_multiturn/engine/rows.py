@@ -12,16 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 from axolotl_multiturn.engine.conversation import Conversation
 from axolotl_multiturn.engine.render import ChatRenderer, Plan
-
-
-class Parity(str, Enum):
-    EXPAND = "expand"  # the fewest rows that serve every trained turn once
-    LAST = "last"  # only the last trained turn, where some turn is not served (the hosted behaviour)
-    OFF = "off"  # the whole render, counted
+from axolotl_multiturn.engine.vocabulary import Parity
 
 
 @dataclass(frozen=True)

@@ -14,21 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from axolotl_multiturn.engine.conversation import Conversation, Message
 from axolotl_multiturn.engine.encode import Encoded
-
-
-class Overflow(str, Enum):
-    SPLIT = "split"
-    TRUNCATE = "truncate"
-    DROP = "drop"
-    ERROR = "error"
-
-
-#: Statuses of a conversation that gives no training row (its bookkeeping row is empty).
-GONE = ("dropped", "skipped", "blank")
+from axolotl_multiturn.engine.vocabulary import Overflow, Status
 
 
 class TooLong(ValueError):
@@ -41,7 +30,7 @@ class Fitted:
     how many trainable assistant turns no window trains."""
 
     windows: list[Encoded]
-    status: str  # fits | split | truncated | dropped
+    status: Status  # fits | split | truncated | dropped
     lost: int = 0
 
 
@@ -75,7 +64,7 @@ def _last_fitting(low: int, high: int, fits: Callable[[int], bool]) -> int:
 def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, encode: Encode) -> Fitted:
     """Make `item` (its messages labelled `trained`, per message) fit in `limit` tokens."""
     if len(item.input_ids) <= limit:
-        return Fitted([item], "fits")
+        return Fitted([item], Status.FITS)
     messages = item.messages
     head, units = _units(messages)
     trainable = [any(trained[i] for i in unit) for unit in units]
@@ -84,7 +73,7 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
         raise TooLong(f"{len(item.input_ids)} tokens, more than sequence_len={limit}; set multiturn.overflow "
                       "to split (or truncate, or drop)")
     if policy is Overflow.DROP:
-        return Fitted([], "dropped", sum(answers))
+        return Fitted([], Status.DROPPED, sum(answers))
 
     cache: dict[tuple[int, int, int, bool], Encoded] = {}
 
@@ -105,9 +94,9 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
         ends = [e for e in range(1, len(units) + 1) if answers[e - 1]]
         best = _last_fitting(0, len(ends) - 1, lambda n: fits(0, 0, ends[n], True))
         if best < 0:
-            return Fitted([], "dropped", sum(answers))
+            return Fitted([], Status.DROPPED, sum(answers))
         end = ends[best]
-        return Fitted([window(0, 0, end, True)], "truncated", sum(answers[end:]))
+        return Fitted([window(0, 0, end, True)], Status.TRUNCATED, sum(answers[end:]))
 
     windows: list[Encoded] = []
     lost, start = 0, 0
@@ -124,48 +113,4 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
         context = start - _last_fitting(0, start, lambda n: fits(start - n, start, end, first))
         windows.append(window(context, start, end, first))
         start = end
-    return Fitted(windows, "split", lost)
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """What became of a dataset's conversations, counted from the bookkeeping of its training rows (one
-    row per training row; a conversation that gives none has one empty row): the same numbers for the
-    preprocessing log, the summary and the preview."""
-
-    conversations: int  # non-blank rows of the source
-    by_status: dict[str, int]  # conversations per status: fits, split, truncated, dropped, skipped
-    windows: int  # training rows of split conversations (parity rows not included)
-    lost: int  # trainable assistant turns that no row trains
-    dropped_rows: tuple[int, ...]  # source indices of dropped conversations
-
-    @classmethod
-    def count(cls, sources: Sequence[int], statuses: Sequence[str], lost: Sequence[int],
-              extra: Sequence[bool]) -> Outcomes:
-        by_source: dict[int, str] = {}
-        for source, status in zip(sources, statuses):
-            by_source.setdefault(source, status)
-        by_status: dict[str, int] = {}
-        for status in by_source.values():
-            by_status[status] = by_status.get(status, 0) + 1
-        by_status.pop("blank", None)
-        return cls(sum(by_status.values()), by_status,
-                   sum(1 for status, e in zip(statuses, extra) if status == "split" and not e), sum(lost),
-                   tuple(sorted(s for s, status in by_source.items() if status == "dropped")))
-
-    def lines(self, sequence_len: int, policy: str) -> list[str]:
-        """What happened to conversations that did not go through whole, as log lines (none if all did)."""
-        count = self.by_status
-        lines = []
-        long = count.get("split", 0) + count.get("truncated", 0) + count.get("dropped", 0)
-        if long or self.lost:
-            first = self.dropped_rows[:10]
-            lines.append(f"{long} of {self.conversations} conversations longer than sequence_len={sequence_len} "
-                         f"(overflow: {policy}): {count.get('split', 0)} split into {self.windows} windows, "
-                         f"{count.get('truncated', 0)} truncated, {count.get('dropped', 0)} dropped"
-                         + (f" (rows {', '.join(map(str, first))}{', ...' if len(self.dropped_rows) > 10 else ''})"
-                            if first else "") + f"; assistant turns lost: {self.lost}")
-        if count.get("skipped"):
-            lines.append(f"skipped {count['skipped']} of {self.conversations} rows that cannot be labelled "
-                         "exactly (on_unlabelable: skip; each is logged above with its row index)")
-        return lines
+    return Fitted(windows, Status.SPLIT, lost)

@@ -79,22 +79,17 @@ def measure(path: str, lines: Iterable[bytes], tokenizer_name: str, sequence_len
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from axolotl_multiturn.engine.encode import Encoder, span_trained
-    from axolotl_multiturn.engine.masking import Mode, message_trained
+    from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoder
+    from axolotl_multiturn.engine.label import Labeller, Settings
+    from axolotl_multiturn.engine.masking import Mode
     from axolotl_multiturn.engine.render import ChatRenderer, UnlabelableError
-    from axolotl_multiturn.engine.windows import Overflow, fit
+    from axolotl_multiturn.engine.vocabulary import Overflow
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
     if not tokenizer.chat_template:
         raise SystemExit(f"{tokenizer_name}: the tokenizer has no chat template to render rows with")
     encoder = Encoder(tokenizer, ChatRenderer.for_tokenizer(tokenizer, tokenizer.chat_template))
-
-    def encode_one(conversation: Conversation):  # noqa: ANN202 - the engine's Encoded
-        item = encoder.encode([conversation])[0]
-        if isinstance(item, UnlabelableError):
-            raise item
-        return item
-
+    labeller = Labeller(encoder, Settings(sequence_len=sequence_len or 0, overflow=Overflow.SPLIT))
     budget = Budget(path)
 
     def measure_batch(batch: list[tuple[int, Conversation]]) -> None:
@@ -102,10 +97,9 @@ def measure(path: str, lines: Iterable[bytes], tokenizer_name: str, sequence_len
             try:
                 if isinstance(item, UnlabelableError):
                     raise item
-                trained = {mode: int((item.labels(span_trained(item.rendered, item.messages, Mode(mode)))
-                                      != -100).sum()) for mode in MODES}
-                fitted = (fit(item, message_trained(item.messages, Mode.INSTRUCTION), sequence_len, Overflow.SPLIT,
-                              encode_one) if sequence_len and len(item.input_ids) > sequence_len else None)
+                trained = {mode: int((labeller.labels(item, Mode(mode)) != IGNORE_INDEX).sum()) for mode in MODES}
+                fitted = (labeller.fit(item, Mode.INSTRUCTION)
+                          if sequence_len and len(item.input_ids) > sequence_len else None)
             except UnlabelableError as error:
                 budget.unlabelable.append((line, str(error)))
                 continue

@@ -17,10 +17,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from axolotl_multiturn import chat
 from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
 from axolotl_multiturn.engine.render import Kind, Span
 from axolotl_multiturn.reports import html as report_html
-from axolotl_multiturn.reports.summary import Summary, percent, summarize
+from axolotl_multiturn.reports.summary import Summary, percent
 
 TRAINED_STYLE = "bold black on green3"
 MASKED_STYLE = "grey50"
@@ -174,7 +175,7 @@ def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Pat
     console = console or Console(highlight=False)
     wrapper, raw, _ = load(config, dataset)
     strategy = wrapper.strategy
-    summary = summarize(strategy, raw)
+    summary = chat.summarize(strategy, raw)
     items = shown(wrapper, raw, rows)
     color = console.is_terminal
     legend = ("trained text is highlighted (tool calls orange, tool results blue, reasoning violet)" if color

@@ -17,13 +17,13 @@ import orjson
 
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
+from axolotl_multiturn.engine.outcomes import Outcomes
 from axolotl_multiturn.engine.render import Column, Kind
-from axolotl_multiturn.engine.windows import GONE, Outcomes
+from axolotl_multiturn.engine.vocabulary import GONE, PARITY_COUNTS, Col, Overflow, Status
 from axolotl_multiturn.files import written_whole
 
 GROUPS = ("system", "user", "assistant", "tool", "template")  # by role; a whole generation is assistant
 CLASSES = tuple(kind.name.lower() for kind in Kind)  # template, content, closing, reasoning, tool_call, markup
-PARITY = ("extra", "no_parity", "outside", "untrained")  # per conversation, from `Labelled`
 
 
 @dataclass
@@ -33,12 +33,12 @@ class Summary:
     decision: AutoDecision | None
     outcomes: Outcomes | None = None  # what became of each conversation (the preprocessing log's numbers)
     sequence_len: int = 0
-    overflow: str = "split"
+    overflow: str = Overflow.SPLIT.value
     by_role: dict[str, list[int]] = field(default_factory=dict)  # group -> [trained, tokens]
     by_class: dict[str, list[int]] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)
     trained_fraction: list[float] = field(default_factory=list)
-    parity: dict[str, int] = field(default_factory=dict)  # PARITY counts, and `affected` conversations
+    parity: dict[str, int] = field(default_factory=dict)  # PARITY_COUNTS, and `affected` conversations
     extra_tokens: int = 0  # tokens in the rows added for parity
 
     @property
@@ -47,7 +47,7 @@ class Summary:
 
     @property
     def skipped(self) -> int:
-        return self.outcomes.by_status.get("skipped", 0) if self.outcomes else 0
+        return self.outcomes.by_status.get(Status.SKIPPED, 0) if self.outcomes else 0
 
     @property
     def tokens(self) -> int:
@@ -119,7 +119,7 @@ def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
-#: Per training row, `chat.COUNTS` holds its [masked, trained] token counts per role group, then per class.
+#: Per training row, `Col.COUNTS` holds its [masked, trained] token counts per role group, then per class.
 CATEGORIES = (*GROUPS, *CLASSES)
 _GROUP_OF_ROLE = {role: k for k, role in enumerate(GROUPS)}
 
@@ -144,21 +144,23 @@ def count_rows(items: Sequence[Any]) -> np.ndarray:
     return np.bincount(flat, minlength=len(items) * width).reshape(len(items), len(CATEGORIES), 2)
 
 
-def from_columns(strategy: Any, columns: Mapping[str, np.ndarray]) -> Summary:
-    """The summary from the bookkeeping columns preprocessing wrote (`chat.STATS`, one row per training
-    row and per conversation that gave none): no tokenizing."""
-    statuses = columns["mt_status"]
-    outcomes = Outcomes.count(columns["mt_source"].tolist(), statuses.tolist(), columns["mt_lost"].tolist(),
-                              columns["mt_extra"].tolist())
+def from_columns(columns: Mapping[Col, np.ndarray], source: str, mode: Mode, decision: AutoDecision | None,
+                 sequence_len: int, overflow: Overflow) -> Summary:
+    """The summary of dataset `source` labelled by `mode` from the bookkeeping columns preprocessing wrote
+    (`vocabulary.STATS` and `Col.COUNTS`, one row per training row and per conversation that gave none):
+    no tokenizing."""
+    statuses = columns[Col.STATUS]
+    outcomes = Outcomes.count(columns[Col.SOURCE].tolist(), statuses.tolist(), columns[Col.LOST].tolist(),
+                              columns[Col.EXTRA].tolist())
     kept = ~np.isin(statuses, GONE)
-    counts = columns["mt_counts"][kept]
-    extra = columns["mt_extra"][kept].astype(bool)
-    parity = {p: int(columns[f"mt_{p}"][kept].sum()) for p in PARITY}
-    touched = extra | (columns["mt_untrained"][kept] > 0)
-    parity["affected"] = len(np.unique(columns["mt_source"][kept][touched]))
+    counts = columns[Col.COUNTS][kept]
+    extra = columns[Col.EXTRA][kept].astype(bool)
+    parity = {p: int(columns[Col(f"mt_{p}")][kept].sum()) for p in PARITY_COUNTS}
+    touched = extra | (columns[Col.UNTRAINED][kept] > 0)
+    parity["affected"] = len(np.unique(columns[Col.SOURCE][kept][touched]))
     tokens = counts[:, :len(GROUPS)].sum(axis=(1, 2))
-    summary = Summary(strategy.source, strategy.mode, strategy.decision, outcomes, strategy.sequence_len,
-                      strategy.options.overflow, parity=parity, extra_tokens=int(tokens[extra].sum()))
+    summary = Summary(source, mode, decision, outcomes, sequence_len, overflow.value, parity=parity,
+                      extra_tokens=int(tokens[extra].sum()))
     if len(counts):
         totals = counts.sum(axis=0)  # (CATEGORIES, [masked, trained])
         for k, name in enumerate(GROUPS):
@@ -169,14 +171,6 @@ def from_columns(strategy: Any, columns: Mapping[str, np.ndarray]) -> Summary:
         summary.lengths = tokens.tolist()
         summary.trained_fraction = (trained / np.maximum(tokens, 1)).tolist()
     return summary
-
-
-def summarize(strategy: Any, dataset: Any, num_proc: int | None = None) -> Summary:
-    """Count what `strategy` trains in `dataset` (a datasets.Dataset): the preprocessing pass itself,
-    deciding `auto` first if needed."""
-    from axolotl_multiturn.chat import ChatDatasetWrapper
-
-    return ChatDatasetWrapper(strategy).prepare(dataset, num_proc)[1]
 
 
 #: Summaries counted in this process, by the key of their dataset (see `chat.summary_key`).
