@@ -19,7 +19,7 @@ from chats import strategy
 from test_generations import oracle, template_tokenizer
 
 from axolotl_multiturn.engine.encode import span_trained
-from axolotl_multiturn.engine.render import Kind
+from axolotl_multiturn.engine.spans import Kind
 
 pytestmark = [pytest.mark.axolotl, pytest.mark.slow]
 CHATS = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}] for q, a in (

@@ -17,8 +17,8 @@ import copy
 from functools import cache
 from typing import Any
 
-import pytest
 import corpus
+import pytest
 from axolotl.utils.chat_templates import get_chat_template
 from chats import TRAPS, strategy
 from corpus import CLOCK, WEATHER, as_template_reads, call, render

@@ -16,10 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vocabularies import tokenizer
 
-from axolotl_multiturn.chat import RowError, load
+from axolotl_multiturn.chat import RowError, load, summarize
 from axolotl_multiturn.options import ConfigError
 from axolotl_multiturn.plugin import prepare_config
-from axolotl_multiturn.chat import summarize
 
 pytestmark = pytest.mark.axolotl
 TRICKY = ["null", "2", "[1, 2]", "\"quoted\"", "{}", "true", " 3.5 "]

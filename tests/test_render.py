@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from axolotl_multiturn.engine.conversation import Conversation, Message
-from axolotl_multiturn.engine.render import ChatRenderer, Kind, Span, TemplateRejected, UnlabelableError
+from axolotl_multiturn.engine.render import ChatRenderer
+from axolotl_multiturn.engine.spans import Kind, Span, TemplateRejected, UnlabelableError
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

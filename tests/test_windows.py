@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import RowError, load
-from axolotl_multiturn.engine.render import Kind
+from axolotl_multiturn.engine.spans import Kind
 
 pytestmark = pytest.mark.axolotl
 STORY = "Story: " + " ".join(f"Sentence {i} of the long story about a lighthouse." for i in range(12))

@@ -19,7 +19,9 @@ from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn.engine.conversation import Conversation, Message
 from axolotl_multiturn.engine.masking import POLICIES, Mode, message_trained
-from axolotl_multiturn.engine.render import ChatRenderer, Column, Kind, Plan, Rendered, UnlabelableError
+from axolotl_multiturn.engine.render import ChatRenderer
+from axolotl_multiturn.engine.skeleton import Plan
+from axolotl_multiturn.engine.spans import Column, Kind, Rendered, UnlabelableError
 
 IGNORE_INDEX = -100
 _DATA = (Kind.CONTENT, Kind.REASONING)  # spans whose text comes from the data (tool-call texts are JSON)

@@ -16,8 +16,8 @@ import numpy as np
 from axolotl_multiturn.engine.conversation import Conversation
 from axolotl_multiturn.engine.encode import Encoded, Encoder, span_trained
 from axolotl_multiturn.engine.masking import Mode, message_trained
-from axolotl_multiturn.engine.render import UnlabelableError
 from axolotl_multiturn.engine.rows import parity_rows
+from axolotl_multiturn.engine.spans import UnlabelableError
 from axolotl_multiturn.engine.vocabulary import Overflow, Parity, Status
 from axolotl_multiturn.engine.windows import Fitted, fit
 

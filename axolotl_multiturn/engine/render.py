@@ -15,13 +15,10 @@ A render that does not parse that way is never guessed at: `UnlabelableError`.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -30,10 +27,10 @@ from transformers.utils.chat_template_utils import render_jinja_template
 
 from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCall
 from axolotl_multiturn.engine.markers import STOP_STRINGS
+from axolotl_multiturn.engine.skeleton import SENTINEL_RE, Leaf, Plan, Skeleton, Slot, plan_of, slots
+from axolotl_multiturn.engine.spans import Kind, Rendered, TemplateRejected, UnlabelableError
+from axolotl_multiturn.engine.texts import Segment, agreement, common_prefix, glue, locate
 
-# A sentinel as written, or as Python's `repr` prints it inside an object a template prints with `{{ }}`
-# (`{'city': '\\ue0000\\ue001'}`: private-use characters are escaped; Phi-4-mini prints arguments so).
-_SENTINEL_RE = re.compile(r"(?:\ue000|\\ue000)(\d+)(?:\ue002|\\ue002)*(?:\ue001|\\ue001)")
 #: A special token named as a terminator of a turn or a call.
 _TERMINATOR = re.compile(r"end|eot|eom|stop|return|call\b|suffix", re.IGNORECASE)
 SKELETONS = 16384  # skeletons kept for the caches' misses
@@ -41,86 +38,16 @@ _CONTENT_DEPENDENT = ("the chat template renders this conversation differently f
                       "(template logic that depends on a text, not only on the conversation's structure)")
 
 
-class Kind(IntEnum):
-    """What a character of a render is. In a generation: CONTENT, REASONING, TOOL_CALL (calls and their
-    arguments), MARKUP (other text the model writes, e.g. `</think>`), CLOSING (after the last text
-    through the stop token). Outside: CONTENT of a system, user or tool message, or TEMPLATE."""
-
-    TEMPLATE = 0
-    CONTENT = 1
-    CLOSING = 2
-    REASONING = 3
-    TOOL_CALL = 4
-    MARKUP = 5
-
-
-class Span(NamedTuple):
-    """Characters [start, end) of the rendered text; `message` owns them (-1 for template text).
-
-    A named tuple rather than a dataclass: a conversation has dozens of spans and they are made per row.
-    """
-
-    start: int
-    end: int
-    kind: Kind
-    message: int = -1
-    glue: bool = False  # whitespace template text touching a content span (see `_glue`)
-
-
-class Column(IntEnum):
-    """The columns of `Rendered.table`, one per `Span` field."""
-
-    START = 0
-    END = 1
-    KIND = 2
-    MESSAGE = 3
-    GLUE = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """A rendered conversation and a gap-free, ordered cover of its text by spans.
-
-    `table` holds the spans as rows (columns: `Column`): rows are made per conversation and consumed by
-    array work (labels, counts); `spans` is the same as `Span` tuples. `dropped` lists the messages the
-    template does not render at all (Mistral v3 drops the system message unless the conversation ends
-    with a user turn).
-    """
-
-    text: str
-    table: np.ndarray
-    dropped: tuple[int, ...] = ()
-
-    @property
-    def spans(self) -> tuple[Span, ...]:
-        return tuple(Span(start, end, Kind(kind), message, bool(glue))
-                     for start, end, kind, message, glue in self.table.tolist())
-
-
-class UnlabelableError(ValueError):
-    """The engine cannot say exactly which tokens belong to which message for this row."""
-
-
-class TemplateRejected(UnlabelableError):
-    """The chat template itself raised for this conversation (e.g. Gemma: system role not supported)."""
-
-
-class Leaf(IntEnum):
-    CONTENT = 0
-    REASONING = 1
-    ARGUMENT = 2  # a string value inside a tool call's arguments
-    ID = 3  # a tool call id, or a tool message's tool_call_id
-
-
 _LEAF_KIND = {Leaf.CONTENT: Kind.CONTENT, Leaf.REASONING: Kind.REASONING, Leaf.ARGUMENT: Kind.TOOL_CALL,
               Leaf.ID: Kind.TOOL_CALL}
 
 
-class _Segment(NamedTuple):
-    text: str  # skeleton text (a sentinel for a slot)
-    leaf: int  # leaf index of a slot, -1 for template text
-    kind: Kind
-    message: int
+class Generation(NamedTuple):
+    """Assistant turn's generation in a render: where it starts, where its closing starts, where it ends."""
+
+    start: int
+    closing: int
+    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,29 +55,11 @@ class Layout:
     """One skeleton render cut into segments: template text of one kind, or one leaf's slot."""
 
     text: str
-    segments: tuple[_Segment, ...]
+    segments: tuple[Segment, ...]
     after: tuple[str, ...]  # per segment: the template text that follows it up to the next slot
     starts: tuple[tuple[int, ...], ...]  # per segment: where its spans start, relative to it (see `_glue`)
     static: np.ndarray  # per span (every slot rendered non-empty): kind, message, glue
     dropped: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Skeleton:
-    conversation: Conversation  # every free text a sentinel
-    owners: tuple[tuple[int, ...], ...]  # per sentinel: its message (a call id: then the tool message)
-    kinds: tuple[Leaf, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A conversation, the texts that fill its skeleton's slots, the key the skeleton's renders are cached
-    by, and the skeleton itself."""
-
-    conversation: Conversation
-    leaves: tuple[tuple[int, Leaf, str], ...]  # (message, kind, real text) per sentinel number
-    key: tuple[Any, ...]
-    skeleton: _Skeleton
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,29 +70,6 @@ class Turn:
 
     target: str
     no_parity: str | None
-
-
-@lru_cache(maxsize=65536)
-def _sentinel(n: int, length: int | None = None) -> str:
-    """Sentinel n; padded to `length` characters where a template checks a text's length (call ids).
-    Memoised: every row of a shape asks for the same ones."""
-    core = f"\ue000{n}"
-    return core + "\ue002" * max(0, (length or 0) - len(core) - 1) + "\ue001"
-
-
-def _structure(value: Any) -> Any:
-    """The hashable shape of a JSON value: strings become slots, everything else stays."""
-    if isinstance(value, str):
-        return str
-    if isinstance(value, Mapping):
-        return tuple((k, _structure(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return ("[", *(_structure(v) for v in value))
-    return ("=", json.dumps(value))
-
-
-def _common_prefix(a: str, b: str) -> int:
-    return len(os.path.commonprefix([a, b]))
 
 
 def reasoning_field(template: str) -> str:
@@ -207,31 +93,6 @@ def wants_string_arguments(template: str, kwargs: Mapping[str, Any]) -> bool:
             continue
         return strings
     return False
-
-
-def _agreement(text: str, prompt: str) -> int:
-    """How much of `prompt` (the text from the last earlier message to the generation prompt's end)
-    `text` renders too: all of it, or their common prefix cut back to a line end or the end of a markup
-    token (`<|im_start|>assistant\n<think>` and `...assistant\n<tool_call>` agree through the newline)."""
-    common = _common_prefix(text, prompt)
-    if common == len(prompt):
-        return common
-    while common > 0 and not (prompt[common - 1].isspace() or prompt[common - 1] in ">]"):
-        common -= 1
-    return common
-
-
-def _trim_variants(text: str, kind: Leaf) -> tuple[str, ...]:
-    """What a template may turn a text into: itself, trimmed (Jinja `trim`, Python strip, strip('\\n')),
-    or JSON-escaped (`tojson` of a string, without its quotes)."""
-    if kind is Leaf.ID:
-        return (text,)
-    escaped = json.dumps(text, ensure_ascii=False)[1:-1]
-    if kind is Leaf.ARGUMENT:  # as written, JSON-escaped, or as `repr` prints it inside an object
-        return tuple(dict.fromkeys((text, escaped, repr(text)[1:-1])))
-    variants = (text, text.strip(), text.rstrip(), text.lstrip(), text.strip("\n"), text.lstrip("\n"),
-                text.rstrip("\n"), escaped)
-    return tuple(dict.fromkeys(variants))
 
 
 class ChatRenderer:
@@ -277,7 +138,7 @@ class ChatRenderer:
         self._skeleton_text = lru_cache(maxsize=16384)(self._render_skeleton)
         # Skeletons by key, for the caches' misses; bounded (agent data can have a shape per row), and
         # every method refreshes its plan's entry first, so an evicted key is never looked up.
-        self._skeletons: OrderedDict[tuple[Any, ...], _Skeleton] = OrderedDict()
+        self._skeletons: OrderedDict[tuple[Any, ...], Skeleton] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         # Caches do not pickle (datasets' multi-process map pickles us); they refill in each process.
@@ -319,63 +180,10 @@ class ChatRenderer:
     # --- skeletons -----------------------------------------------------------------------------------
 
     def plan(self, conversation: Conversation) -> Plan:
-        """The conversation's leaves and skeleton key; the skeleton itself is kept for the key."""
-        leaves: list[tuple[int, Leaf, str]] = []
-        skeleton: list[Message] = []
-        shape: list[Any] = []
-
-        def slot(message: int, kind: Leaf, text: str, length: int | None = None) -> str:
-            leaves.append((message, kind, text))
-            return _sentinel(len(leaves) - 1, length)
-
-        def arguments(message: int, value: Any) -> Any:
-            if isinstance(value, str):
-                return slot(message, Leaf.ARGUMENT, value)
-            if isinstance(value, Mapping):
-                return {k: arguments(message, v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [arguments(message, v) for v in value]
-            return value
-
-        ids: dict[str, tuple[str, int]] = {}  # an id's sentinel and leaf: a tool message answering a call
-        answering: dict[int, int] = {}  # leaf of an id -> the tool message that repeats it
-
-        def call_id(message: int, text: str) -> tuple[str, Any]:
-            """An id's sentinel is padded to its length (templates check it); the tool message answering a
-            call gets the call's own sentinel (templates match them); an id too short to pad stays literal."""
-            if text in ids:
-                answering[ids[text][1]] = message
-                return ids[text][0], ("=", ids[text][1])
-            if len(text) >= len(_sentinel(len(leaves))):
-                ids[text] = (slot(message, Leaf.ID, text, len(text)), len(leaves) - 1)
-                return ids[text][0], len(text)
-            return text, text
-
-        for i, m in enumerate(conversation.messages):
-            content = slot(i, Leaf.CONTENT, m.content) if m.content is not None else None
-            reasoning = slot(i, Leaf.REASONING, m.reasoning) if m.reasoning is not None else None
-            calls, call_shapes = [], []
-            for c in m.tool_calls:
-                ident, ident_shape = call_id(i, c.id)
-                if self.string_arguments:  # the arguments string as written, one text
-                    calls.append(ToolCall(ident, c.name, {}, slot(i, Leaf.ARGUMENT, c.written())))
-                    call_shapes.append((c.name, str, ident_shape))
-                    continue
-                calls.append(ToolCall(ident, c.name, arguments(i, c.arguments)))
-                call_shapes.append((c.name, _structure(c.arguments), ident_shape))
-            answer, answer_shape = call_id(i, m.tool_call_id) if m.tool_call_id is not None else (None, None)
-            skeleton.append(Message(m.role, content, None, tuple(calls), answer, reasoning))
-            shape.append((m.role, content is None, reasoning is None, tuple(call_shapes), answer_shape))
-        tools = json.dumps(conversation.tools, sort_keys=True) if conversation.tools is not None else None
-        key = (tuple(shape), tools)
-        known = self._skeletons.get(key)
-        if known is None:
-            owners = tuple((leaf[0], answering[n]) if n in answering else (leaf[0],) for n, leaf in enumerate(leaves))
-            known = _Skeleton(Conversation(tuple(skeleton), conversation.tools), owners,
-                              tuple(leaf[1] for leaf in leaves))
-        plan = Plan(conversation, tuple(leaves), key, known)
-        self._remember(plan)
-        return plan
+        """The conversation's texts and skeleton key; the skeleton is kept for the key."""
+        found = plan_of(conversation, self.string_arguments, self._skeletons)
+        self._remember(found)
+        return found
 
     def _remember(self, plan: Plan) -> None:
         """Make `plan`'s skeleton available to the caches (most recently used; the oldest beyond the
@@ -389,35 +197,25 @@ class ChatRenderer:
         skeleton = self._skeletons[key].conversation
         return self.render_text(skeleton.replace(skeleton.messages[:count]), generation_prompt)
 
-    def _slots(self, text: str, key: tuple[Any, ...]) -> list[tuple[int, int, int, int]]:
-        """(start, end, leaf, message) of every sentinel in a skeleton render; a call id's later
-        occurrences belong to the tool message that answers the call."""
-        owners = self._skeletons[key].owners
-        seen: dict[int, int] = {}
-        out = []
-        for m in _SENTINEL_RE.finditer(text):
-            leaf = int(m.group(1))
-            seen[leaf] = seen.get(leaf, -1) + 1
-            out.append((m.start(), m.end(), leaf, owners[leaf][min(seen[leaf], len(owners[leaf]) - 1)]))
-        return out
+    def _slots_of(self, text: str, key: tuple[Any, ...]) -> list[Slot]:
+        return slots(text, self._skeletons[key])
 
     # --- generations -------------------------------------------------------------------------------
 
-    def _generation(self, key: tuple[Any, ...], text: str, slots: Sequence[tuple[int, int, int, int]],
-                    i: int) -> tuple[int, int, int]:
-        """(start, closing start, end) of assistant message i's generation in the skeleton render `text`.
+    def _generation(self, key: tuple[Any, ...], text: str, slots: Sequence[Slot], i: int) -> Generation:
+        """Assistant message i's generation in the skeleton render `text`.
 
         It starts where `text`, after the last earlier message's slot, stops agreeing with `P_i` after
         its last slot (role header and generation prompt); it ends at the first stop string after the
         turn's last slot."""
         prompt = self._skeleton_text(key, i, True)
-        own = [s for s in slots if s[3] == i]
-        limit = min((s[0] for s in own), default=len(text))
-        previous = max((s[1] for s in slots if s[3] < i and s[0] < limit), default=0)
-        prompt_tail = prompt[max((m.end() for m in _SENTINEL_RE.finditer(prompt)), default=0):]
-        start = previous + _agreement(text[previous:limit], prompt_tail)
-        search = max((s[1] for s in own), default=start)
-        bound = min((s[0] for s in slots if s[3] > i and s[0] >= search), default=len(text))
+        own = [s for s in slots if s.message == i]
+        limit = min((s.start for s in own), default=len(text))
+        previous = max((s.end for s in slots if s.message < i and s.start < limit), default=0)
+        prompt_tail = prompt[max((m.end() for m in SENTINEL_RE.finditer(prompt)), default=0):]
+        start = previous + agreement(text[previous:limit], prompt_tail)
+        search = max((s.end for s in own), default=start)
+        bound = min((s.start for s in slots if s.message > i and s.start >= search), default=len(text))
         tail = self._closing(key, i) if own else None
         if tail is not None and text.startswith(tail, search):
             end = search + self._closing_end(tail)
@@ -426,18 +224,18 @@ class ChatRenderer:
             stop = self._stops.search(text, search, bound) if self._stops else None
             end = stop.end() if stop else search
         kinds = self._skeletons[key].kinds
-        calls_last = bool(own) and kinds[own[-1][2]] in (Leaf.ARGUMENT, Leaf.ID)
-        no_text = not any(kinds[s[2]] in (Leaf.CONTENT, Leaf.REASONING) for s in own)
+        calls_last = bool(own) and kinds[own[-1].leaf] in (Leaf.ARGUMENT, Leaf.ID)
+        no_text = not any(kinds[s.leaf] in (Leaf.CONTENT, Leaf.REASONING) for s in own)
         calls = bool(self._skeletons[key].conversation.messages[i].tool_calls)
         closing = stop.start() if stop and (calls_last or (calls and no_text)) else search
-        return start, closing, end
+        return Generation(start, closing, end)
 
     def _closing(self, key: tuple[Any, ...], i: int) -> str | None:
         """What the template writes after assistant turn i's last text when the turn ends its render
         (`F_i`), less trailing whitespace (written between messages, never generated); None when the turn
         renders no text of its own."""
         own = self._skeleton_text(key, i + 1, False)
-        last = max((s[1] for s in self._slots(own, key) if s[3] == i), default=None)
+        last = max((s.end for s in self._slots_of(own, key) if s.message == i), default=None)
         return None if last is None else own[last:].rstrip()
 
     def _closing_end(self, tail: str) -> int:
@@ -457,12 +255,12 @@ class ChatRenderer:
     def _build_turn(self, key: tuple[Any, ...], i: int) -> Turn:
         own = self._skeleton_text(key, i + 1, False)
         prompt = self._skeleton_text(key, i, True)
-        _, _, end = self._generation(key, own, self._slots(own, key), i)
+        end = self._generation(key, own, self._slots_of(own, key), i).end
         if own.startswith(prompt):
             return Turn(own[:end], None)
-        earlier = max((m.end() for m in _SENTINEL_RE.finditer(prompt)), default=0)
+        earlier = max((m.end() for m in SENTINEL_RE.finditer(prompt)), default=0)
         reason = ("its generation prompt differs from how the template renders the turn" if
-                  _common_prefix(own, prompt) >= earlier else
+                  common_prefix(own, prompt) >= earlier else
                   "the template renders the conversation before it differently at inference")
         return Turn(own[:end], reason)
 
@@ -483,9 +281,9 @@ class ChatRenderer:
 
     def _build_layout(self, key: tuple[Any, ...], count: int) -> Layout:
         text = self._skeleton_text(key, count, False)
-        slots = self._slots(text, key)
+        slots = self._slots_of(text, key)
         kinds = self._skeletons[key].kinds
-        texts = [s[2] for s in slots if kinds[s[2]] is not Leaf.ID]  # ids repeat: call, then its answer
+        texts = [s.leaf for s in slots if kinds[s.leaf] is not Leaf.ID]  # ids repeat: call, then its answer
         if len(set(texts)) != len(texts):
             raise UnlabelableError("the chat template renders a text of the conversation more than once")
         messages = self._skeletons[key].conversation.messages[:count]
@@ -493,42 +291,44 @@ class ChatRenderer:
                        if m.role == "assistant"}
         cuts = sorted({0, len(text), *(p for s in slots for p in s[:2]),
                        *(p for g in generations.values() for p in g)})
-        segments: list[_Segment] = []
-        slot_at = {s[0]: s for s in slots}
+        segments: list[Segment] = []
+        slot_at = {s.start: s for s in slots}
         for a, b in zip(cuts, cuts[1:]):
-            owner = next((i for i, (start, _, end) in generations.items() if start <= a < end), -1)
+            owner = next((i for i, g in generations.items() if g.start <= a < g.end), -1)
             if a in slot_at:
                 _, _, leaf, message = slot_at[a]
                 kind = _LEAF_KIND[kinds[leaf]]
                 if owner < 0 and kind is Kind.TOOL_CALL:
                     kind, message = Kind.TEMPLATE, -1  # an id in a tool message's header is template text
-                segments.append(_Segment(text[a:b], leaf, kind, owner if owner >= 0 else message))
+                segments.append(Segment(text[a:b], leaf, kind, owner if owner >= 0 else message))
                 continue
             if owner < 0:
                 kind = Kind.TEMPLATE
             else:
-                start, closing, _ = generations[owner]
-                kind = Kind.CLOSING if a >= closing else self._markup_kind(slots, kinds, owner, a, start)
-            if segments and segments[-1].leaf < 0 and segments[-1][2:] == (kind, owner):
+                generation = generations[owner]
+                kind = (Kind.CLOSING if a >= generation.closing
+                        else self._markup_kind(slots, kinds, owner, a, generation.start))
+            last = segments[-1] if segments else None
+            if last is not None and last.leaf < 0 and (last.kind, last.message) == (kind, owner):
                 segments[-1] = segments[-1]._replace(text=segments[-1].text + text[a:b])
             else:
-                segments.append(_Segment(text[a:b], -1, kind, owner))
+                segments.append(Segment(text[a:b], -1, kind, owner))
         after, following = [], ""
         for segment in reversed(segments):
             after.append(following)
             following = segment.text + following if segment.leaf < 0 else ""
-        rendered = {s[3] for s in slots} | {i for i, (start, _, end) in generations.items() if end > start}
+        rendered = {s.message for s in slots} | {i for i, g in generations.items() if g.end > g.start}
         dropped = tuple(i for i in range(len(messages)) if i not in rendered)
-        starts, static = _glue(segments)
+        starts, static = glue(segments)
         return Layout(text, tuple(segments), tuple(reversed(after)), starts, static, dropped)
 
     @staticmethod
-    def _markup_kind(slots: Sequence[tuple[int, int, int, int]], kinds: Sequence[Leaf], owner: int, at: int,
-                     start: int) -> Kind:
+    def _markup_kind(slots: Sequence[Slot], kinds: Sequence[Leaf], owner: int, at: int, start: int) -> Kind:
         """Template text inside a generation: tool-call markup when a call's slot follows it before any
         content or reasoning slot does, else other markup the model writes."""
-        following = next((kinds[s[2]] for s in slots if s[3] == owner and s[0] >= at), None)
-        preceding = next((kinds[s[2]] for s in reversed(slots) if s[3] == owner and start <= s[1] <= at), None)
+        following = next((kinds[s.leaf] for s in slots if s.message == owner and s.start >= at), None)
+        preceding = next((kinds[s.leaf] for s in reversed(slots) if s.message == owner and start <= s.end <= at),
+                         None)
         if following in (Leaf.ARGUMENT, Leaf.ID) or (following is None and preceding in (Leaf.ARGUMENT, Leaf.ID)):
             return Kind.TOOL_CALL
         return Kind.MARKUP
@@ -549,7 +349,7 @@ class ChatRenderer:
                 pos += len(segment.text)
                 continue
             message, kind, real = plan.leaves[segment.leaf]
-            end = _locate(text, pos, real, kind, after)
+            end = locate(text, pos, real, kind, after)
             if end < 0:
                 role = plan.conversation.messages[message].role
                 raise UnlabelableError(
@@ -567,41 +367,3 @@ class ChatRenderer:
         return Rendered(text, table, layout.dropped)
 
 
-def _locate(text: str, pos: int, real: str, kind: Leaf, after: str) -> int:
-    """Where a leaf's text rendered at `pos` ends: the first variant of it (as written first) that is
-    followed by the template text `after`; -1 if none is."""
-    if text.startswith(real, pos) and text.startswith(after, pos + len(real)):
-        return pos + len(real)
-    for variant in _trim_variants(real, kind)[1:]:
-        if text.startswith(variant, pos) and text.startswith(after, pos + len(variant)):
-            return pos + len(variant)
-    return -1
-
-
-def _glue(segments: Sequence[_Segment]) -> tuple[tuple[tuple[int, ...], ...], np.ndarray]:
-    """Where each segment's spans start (relative to it), and each span's kind, message and glue flag:
-    the whitespace at the edges of template text that touches a content slot is a span of its own, glue.
-
-    SentencePiece and BPE vocabularies merge a separator space into the next word (`' [/INST] ' + content`
-    gives one token '▁Hello'). Such a token carries the content's first word: it takes the content's
-    label. Glue characters never decide a label on their own (see `Encoded.labels`). A layout is shared
-    by every row of its shape, so this is decided once per shape.
-    """
-    starts: list[tuple[int, ...]] = []
-    static: list[tuple[int, int, int]] = []
-    for i, segment in enumerate(segments):
-        text = segment.text
-        lead = trail = 0
-        if segment.leaf < 0 and segment.kind is Kind.TEMPLATE:
-            if i > 0 and segments[i - 1].kind is Kind.CONTENT and text[0].isspace():
-                lead = len(text) - len(text.lstrip())
-            if i + 1 < len(segments) and segments[i + 1].kind is Kind.CONTENT and text[-1].isspace():
-                trail = len(text) - len(text.rstrip())
-        if lead + trail >= len(text) and (lead or trail):
-            pieces = [(0, True)]
-        else:
-            pieces = [(a, glue) for a, b, glue in ((0, lead, True), (lead, len(text) - trail, False),
-                                                   (len(text) - trail, len(text), True)) if b > a]
-        starts.append(tuple(a for a, _ in pieces) if segment.leaf < 0 else (0,))
-        static += [(segment.kind, segment.message, glue) for _, glue in pieces]
-    return tuple(starts), np.array(static, dtype=np.int64).reshape(-1, 3)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from axolotl_multiturn.engine.conversation import Conversation
-from axolotl_multiturn.engine.render import ChatRenderer, Plan
+from axolotl_multiturn.engine.render import ChatRenderer
+from axolotl_multiturn.engine.skeleton import Plan
 from axolotl_multiturn.engine.vocabulary import Parity
 
 

@@ -82,7 +82,8 @@ def measure(path: str, lines: Iterable[bytes], tokenizer_name: str, sequence_len
     from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoder
     from axolotl_multiturn.engine.label import Labeller, Settings
     from axolotl_multiturn.engine.masking import Mode
-    from axolotl_multiturn.engine.render import ChatRenderer, UnlabelableError
+    from axolotl_multiturn.engine.render import ChatRenderer
+    from axolotl_multiturn.engine.spans import UnlabelableError
     from axolotl_multiturn.engine.vocabulary import Overflow
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)

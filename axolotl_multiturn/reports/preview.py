@@ -19,7 +19,7 @@ from rich.text import Text
 
 from axolotl_multiturn import chat
 from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
-from axolotl_multiturn.engine.render import Kind, Span
+from axolotl_multiturn.engine.spans import Kind, Span
 from axolotl_multiturn.reports import html as report_html
 from axolotl_multiturn.reports.summary import Summary, percent
 

@@ -18,7 +18,7 @@ import orjson
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
 from axolotl_multiturn.engine.outcomes import Outcomes
-from axolotl_multiturn.engine.render import Column, Kind
+from axolotl_multiturn.engine.spans import Column, Kind
 from axolotl_multiturn.engine.vocabulary import GONE, PARITY_COUNTS, Col, Overflow, Status
 from axolotl_multiturn.files import written_whole
 
