@@ -22,19 +22,14 @@ from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn.engine.conversation import (
-    Conversation,
-    InvalidConversation,
-    Message,
-    parse_conversation,
-    without_nulls,
-)
+from axolotl_multiturn.engine.conversation import Conversation, Message, without_nulls
 from axolotl_multiturn.engine.encode import Encoded, Encoder
 from axolotl_multiturn.engine.label import Labelled, Labeller, Settings
 from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_hosted
 from axolotl_multiturn.engine.outcomes import Outcomes
 from axolotl_multiturn.engine.render import ChatRenderer
 from axolotl_multiturn.engine.spans import TemplateRejected, UnlabelableError
+from axolotl_multiturn.engine.validate import InvalidConversation, parse_conversation
 from axolotl_multiturn.engine.vocabulary import CANDIDATE_COLUMNS, GONE, PARITY_COUNTS, STATS, Col, Status
 from axolotl_multiturn.engine.windows import TooLong
 from axolotl_multiturn.options import CARRIER_KEY, ConfigError, Options, carried, resolve

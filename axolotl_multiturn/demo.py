@@ -76,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from axolotl.utils.chat_templates import get_chat_template
 
-    from axolotl_multiturn.convert import convert, report
+    from axolotl_multiturn.cli.convert import convert, report
+    from axolotl_multiturn.cli.lint import main as lint
     from axolotl_multiturn.converters import registry
-    from axolotl_multiturn.lint.cli import main as lint
     from axolotl_multiturn.reports.preview import preview
     from axolotl_multiturn.tiny import build_tiny_model
 

@@ -55,8 +55,9 @@ class Options:
     preflight: bool
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
+def suggest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`; did you mean 'x'?` for the closest choice, or '' (the one "did you mean" of the project)."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -258,8 +258,8 @@ def test_every_trained_turn_is_served_once_in_its_inference_context(
     """Property: each assistant turn the mode trains is trained exactly once, as its generation after its
     prompt in the row it is trained in (the row's own `P_j`), or counted as lost or without parity; no
     row is longer than sequence_len."""
-    from axolotl_multiturn.engine.conversation import parse_conversation
     from axolotl_multiturn.engine.masking import Mode, message_trained
+    from axolotl_multiturn.engine.validate import parse_conversation
 
     tok = template_tokenizer(template)
     s = strategy(tok, mode, on_unlabelable="skip")

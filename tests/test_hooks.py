@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from hooks.check_multiturn_config import main as check_config
+from axolotl_multiturn.hooks.check_multiturn_config import main as check_config
 
 GOOD_CONFIG = {
     "base_model": "meta-llama/Llama-3.1-8B-Instruct",

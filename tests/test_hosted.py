@@ -61,7 +61,7 @@ def test_compatibility_limits_on_files_too_big_to_ship(tmp_path: Path) -> None:
 
 
 def test_fix_writes_the_expected_copy_and_lists_what_it_left_out(tmp_path: Path, capsys) -> None:
-    from axolotl_multiturn.lint.cli import main
+    from axolotl_multiturn.cli.lint import main
 
     source = tmp_path / "data.jsonl"
     source.write_bytes((FIX / "input.jsonl").read_bytes())
@@ -101,7 +101,7 @@ def test_token_budget_report(tmp_path: Path, capsys) -> None:
     tokenizes `apply_chat_template` itself."""
     from test_generations import template_tokenizer
 
-    from axolotl_multiturn.lint.cli import main
+    from axolotl_multiturn.cli.lint import main
 
     tok = template_tokenizer("chatml")
     tok.save_pretrained(tmp_path / "tok")
@@ -131,7 +131,7 @@ def test_a_budget_that_loses_turns_is_a_finding(tmp_path: Path, capsys) -> None:
     closing line counts it instead of "All checks passed!"."""
     from test_generations import template_tokenizer
 
-    from axolotl_multiturn.lint.cli import main
+    from axolotl_multiturn.cli.lint import main
 
     tok = template_tokenizer("chatml")
     tok.save_pretrained(tmp_path / "tok")

@@ -192,7 +192,7 @@ MESSAGE = st.fixed_dictionaries(
 def test_random_rows_give_exact_labels_or_name_their_row(rows: list[dict]) -> None:
     """A valid row gives `apply_chat_template`'s ids with labels -100 or the id; an invalid one raises a
     RowError naming its own index and a rule code; no other exception escapes."""
-    from axolotl_multiturn.engine.conversation import check_conversation
+    from axolotl_multiturn.engine.validate import check_conversation
 
     tok = tokenizer("chatml")
     strategy = load(tok, {"multiturn": {"masking": "boilerplate", "on_unlabelable": "error"}},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_multiturn.lint.cli import main
+from axolotl_multiturn.cli.lint import main
 
 EXAMPLES = Path(__file__).parent / "examples" / "lint"
 GOOD, STRUCTURE, WARNINGS = (str(EXAMPLES / n) for n in ("good.jsonl", "mt2xx_structure.jsonl",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from axolotl_multiturn.cli.lint import main
 from axolotl_multiturn.lint import parallel
 from axolotl_multiturn.lint.checker import check_lines
-from axolotl_multiturn.lint.cli import main
 
 EXAMPLES = Path(__file__).parent / "examples" / "lint"
 

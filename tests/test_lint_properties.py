@@ -10,8 +10,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from axolotl_multiturn.cli.lint import main
 from axolotl_multiturn.lint.checker import check_lines
-from axolotl_multiturn.lint.cli import main
 
 KEYS = {"path", "line", "column", "code", "severity", "message", "pointer"}
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,7 +18,7 @@ from chats import A, S, U, chat, strategy
 from rich.console import Console
 from vocabularies import tokenizer
 
-from axolotl_multiturn.engine.conversation import parse_conversation
+from axolotl_multiturn.engine.validate import parse_conversation
 from axolotl_multiturn.reports.preview import Shown, conversation_text
 
 pytestmark = pytest.mark.axolotl

@@ -171,8 +171,8 @@ def conversations(draw: Any) -> list[dict]:
 def test_windows_properties(messages: list[dict], mode: str, limit: int, last_only: bool) -> None:
     tok = tokenizer("chatml")
     s = strategy(mode, limit, last_turn_only=last_only, on_unlabelable="skip")
-    from axolotl_multiturn.engine.conversation import parse_conversation
     from axolotl_multiturn.engine.masking import Mode, message_trained
+    from axolotl_multiturn.engine.validate import parse_conversation
 
     parsed = parse_conversation({"messages": messages})
     decisions = message_trained(parsed.messages, Mode(mode), last_only)

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any
 
 from axolotl_multiturn import schemas
-from axolotl_multiturn.engine.conversation import Problem, check_conversation
+from axolotl_multiturn.engine.validate import Problem, check_conversation
 
 
 class Shape(str, Enum):

@@ -1,5 +1,5 @@
 import sys
 
-from axolotl_multiturn.lint.cli import main
+from axolotl_multiturn.cli.lint import main
 
 sys.exit(main())

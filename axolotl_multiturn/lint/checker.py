@@ -15,13 +15,14 @@ from typing import Any
 
 import orjson
 
-from axolotl_multiturn.engine.conversation import check_conversation
 from axolotl_multiturn.engine.markers import CONTROL_STRINGS
 from axolotl_multiturn.engine.pairs import LineKind, shape_of, split
+from axolotl_multiturn.engine.validate import check_conversation
 from axolotl_multiturn.lint import locate
 from axolotl_multiturn.lint.compat import OpenAI, Profile
 from axolotl_multiturn.lint.hosted import Hosted
 from axolotl_multiturn.lint.rules import RULES, Severity
+from axolotl_multiturn.pointers import escape
 
 _CONTROL = re.compile("|".join(re.escape(s) for s in sorted(CONTROL_STRINGS, key=len, reverse=True)))
 #: Most control strings start with '<', which JSON structure never needs: one character scan rules them
@@ -306,7 +307,7 @@ def _duplicate_keys(raw: bytes) -> Iterator[tuple[str, str, int | None]]:
                                                         text[start:])]
                 yield key, pointer, start + found[1] + 1 if len(found) > 1 else None
         children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        stack.extend((f"{pointer}/{str(k).replace('~', '~0').replace('/', '~1')}", v) for k, v in children)
+        stack.extend((f"{pointer}/{escape(k)}", v) for k, v in children)
 
 
 def empty_file(path: str) -> Finding:

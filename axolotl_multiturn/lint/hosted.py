@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from axolotl_multiturn.lint.compat import Profile
+from axolotl_multiturn.pointers import escape
 
 #: The formats the 2.14.0 client knows: the fields that mark each, and the fields each also allows.
 FORMATS = {"general": ("text",), "conversation": ("messages",), "instruction": ("prompt", "completion"),
@@ -109,7 +110,7 @@ class Hosted(Profile):
         kind = found[0]
         for extra in (k for k in obj if k not in FORMATS[kind] + EXTRA_FIELDS.get(kind, ())):
             raise Reject("HS101", f"field {extra!r} beside the {kind} format's fields (2.14.0: extra column)",
-                         f"/{_escape(extra)}")
+                         f"/{escape(extra)}")
         if kind == "conversation":
             _messages(obj["messages"], "/messages", require_assistant=True)
         elif kind == "preference":
@@ -130,10 +131,6 @@ class Hosted(Profile):
             yield "HS109", f"{size / 2**30:.2f} GiB; the limit is 50.1 GiB (3.1.1, 2.14.0)", ""
         if self.examples < MIN_SAMPLES:
             yield "HS106", "no sample in the file (3.1.1, 2.14.0: File is empty / minimum 1 sample)", ""
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _messages(messages: Any, where: str, require_assistant: bool) -> None:

@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import re
 
+from axolotl_multiturn.pointers import tokens
+
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^\s{}\[\],:"]+')
-
-
-def _parts(pointer: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]] if pointer else []
 
 
 def column(text: str, pointer: str) -> int | None:
     """1-based column of the value at `pointer` in `text`, or None if it is not there."""
-    target = _parts(pointer)
+    target = tokens(pointer)
     frames: list[list] = []  # [kind ('{' or '['), key or index, state]
     expect_value = True
     for match in _TOKEN.finditer(text):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from axolotl_multiturn.engine.conversation import Conversation, InvalidConversation, parse_conversation
+from axolotl_multiturn.engine.conversation import Conversation
+from axolotl_multiturn.engine.validate import InvalidConversation, parse_conversation
 from axolotl_multiturn.lint.checker import Finding
 from axolotl_multiturn.lint.rules import RULES
 

@@ -9,7 +9,6 @@ equal (`maskng`) is an error. With axolotl installed, any key axolotl does not k
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import yaml
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.options import ConfigError, option_keys, validate_block
+from axolotl_multiturn.options import ConfigError, option_keys, suggest, validate_block
 
 PLUGIN = "axolotl_multiturn.MultiTurnPlugin"
 SECTIONS = ("datasets", "test_datasets")
@@ -49,9 +48,8 @@ def problems(cfg: Any) -> list[str]:
         for key in entry:
             if key in option_keys():
                 continue
-            close = difflib.get_close_matches(key, option_keys(), n=1, cutoff=0.8)
-            if close or (axolotl_keys is not None and key not in axolotl_keys):
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = suggest(key, option_keys(), cutoff=0.8)
+            if hint or (axolotl_keys is not None and key not in axolotl_keys):
                 found.append(f"{where}.{key}: unknown key for type {DATASET_TYPE}{hint}")
     for where, block in blocks:
         try:

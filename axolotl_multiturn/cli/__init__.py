@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "convert":
-        from axolotl_multiturn.convert import run
+        from axolotl_multiturn.cli.convert import run
 
         return run(registry()[args.format], args)
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")

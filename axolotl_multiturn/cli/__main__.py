@@ -1,0 +1,5 @@
+import sys
+
+from axolotl_multiturn.cli import main
+
+sys.exit(main())
