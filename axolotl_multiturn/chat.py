@@ -1,4 +1,5 @@
-"""The axolotl dataset type `axolotl_multiturn.chat`: a thin adapter over the render/encode/masking rooms.
+"""The axolotl dataset type `axolotl_multiturn.chat`: the adapter between axolotl and the engine's labelling
+pipeline (`engine/label.py`): options, axolotl's calling conventions, row shapes, Arrow columns.
 
 axolotl imports this module for `type: axolotl_multiturn.chat` and calls `load(tokenizer, cfg, ds_cfg)`.
 `load` returns a dataset-wrapping strategy because `masking: auto` decides from the whole dataset (in the
@@ -8,7 +9,6 @@ same pass that labels it, by each candidate mode) and the summary is counted ove
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from axolotl.prompt_tokenizers import DatasetWrappingStrategy, PromptTokenizingStrategy
-from axolotl.utils.chat_templates import get_chat_template
 from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase
@@ -32,53 +31,53 @@ from axolotl_multiturn.engine.spans import TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.validate import InvalidConversation, parse_conversation
 from axolotl_multiturn.engine.vocabulary import CANDIDATE_COLUMNS, GONE, PARITY_COUNTS, STATS, Col, Status
 from axolotl_multiturn.engine.windows import TooLong
-from axolotl_multiturn.options import CARRIER_KEY, ConfigError, Options, carried, resolve
+from axolotl_multiturn.entry import resolve_chat_template, sampling, summary_directory, summary_key
+from axolotl_multiturn.options import ConfigError, Options, resolve
 from axolotl_multiturn.reports.summary import CATEGORIES, Summary, count_rows, from_columns, remember
 
 LOG = get_logger("axolotl_multiturn.chat")
-FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
-DEFAULT_PREPARED = "last_run_prepared"  # axolotl's dataset_prepared_path when the config sets none
-
-
 #: The modes a scanning mode chooses between. Every conversation is rendered and tokenized once and labelled
 #: by each candidate in the same pass; the dataset's statistics then keep one candidate's rows.
-CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE),
-              Mode.HOSTED_AUTO: (Mode.INSTRUCTION, Mode.NONE)}
+CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE), Mode.HOSTED_AUTO: (Mode.INSTRUCTION, Mode.NONE)}
 
 
 class RowError(ValueError):
     """A dataset row that cannot be used, named by its index."""
 
 
-def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any],
-                          ds_cfg: Mapping[str, Any]) -> str:
-    """axolotl's own `chat_template` / `chat_template_jinja` keys; chatml when the model has none."""
-    source = ds_cfg if ds_cfg.get("chat_template") or ds_cfg.get("chat_template_jinja") else cfg
-    jinja = source.get("chat_template_jinja")
-    choice = source.get("chat_template") or ("jinja" if jinja else FALLBACK_TEMPLATE)
-    return get_chat_template(choice, jinja_template=jinja, tokenizer=tokenizer)
-
-
-def build_encoder(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any],
-                  options: Options) -> Encoder:
-    renderer = ChatRenderer.for_tokenizer(tokenizer, resolve_chat_template(tokenizer, cfg, ds_cfg),
-                                          [*options.stop_tokens, *(cfg.get("eot_tokens") or [])],
-                                          cfg.get("chat_template_kwargs") or {})
+def build_encoder(
+    tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any], options: Options
+) -> Encoder:
+    renderer = ChatRenderer.for_tokenizer(
+        tokenizer,
+        resolve_chat_template(tokenizer, cfg, ds_cfg),
+        [*options.stop_tokens, *(cfg.get("eot_tokens") or [])],
+        cfg.get("chat_template_kwargs") or {},
+    )
     try:
         renderer.render_text(Conversation((Message("user", "probe"), Message("assistant", "probe"))))
     except TemplateRejected as error:
         if "is undefined" in str(error):
-            raise ConfigError(f"{ds_cfg.get('path') or 'dataset'}: {error}: the tokenizer does not define it; "
-                              "add it under special_tokens, or choose another chat_template") from None
+            raise ConfigError(
+                f"{ds_cfg.get('path') or 'dataset'}: {error}: the tokenizer does not define it; "
+                "add it under special_tokens, or choose another chat_template"
+            ) from None
     return Encoder(tokenizer, renderer, literal_content=options.content_special_tokens == "literal")
 
 
 class MultiTurnStrategy(PromptTokenizingStrategy):
     """Batched: one template render per conversation and one tokenizer call per batch."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, encoder: Encoder, options: Options,
-                 field_messages: str = "messages", sequence_len: int = 2048, source: str = "dataset",
-                 sampled: str = ""):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        encoder: Encoder,
+        options: Options,
+        field_messages: str = "messages",
+        sequence_len: int = 2048,
+        source: str = "dataset",
+        sampled: str = "",
+    ):
         super().__init__(None, tokenizer, train_on_inputs=False, sequence_len=sequence_len)
         self.encoder = encoder
         self.options = options
@@ -102,8 +101,9 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         """The engine's labelling pipeline with this strategy's options (and its `sequence_len`, which
         callers may set after construction, as axolotl's strategies allow)."""
         o = self.options
-        return Labeller(self.encoder, Settings(self.sequence_len, o.overflow, o.parity, o.last_turn_only,
-                                               o.reasoning == "train"))
+        return Labeller(
+            self.encoder, Settings(self.sequence_len, o.overflow, o.parity, o.last_turn_only, o.reasoning == "train")
+        )
 
     def lines(self, batch: Mapping[str, Sequence[Any]]) -> bool:
         """Whether the rows are the lines of a JSONL file read as text (how the plugin has axolotl load local
@@ -116,18 +116,26 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         sample = f" of the {self.sampled} sample (`check-chat-jsonl {self.source}` names lines)" if self.sampled else ""
         return f"{self.source} row {index}{sample}"
 
-    def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]
-                      ) -> list[Conversation | None]:
+    def conversations(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int]) -> list[Conversation | None]:
         """Each row as a conversation; None for a blank line of a JSONL file."""
         lines = self.lines(batch)
         if self.field_messages not in batch and not lines:
-            raise RowError(f"{self.source}: no column {self.field_messages!r} (columns: {', '.join(batch)}); "
-                           "set field_messages on the dataset entry")
+            raise RowError(
+                f"{self.source}: no column {self.field_messages!r} (columns: {', '.join(batch)}); "
+                "set field_messages on the dataset entry"
+            )
         out: list[Conversation | None] = []
-        rows = (self._line_rows(batch["text"], indices) if lines else
-                ({"messages": [without_nulls(m, keep="content") for m in raw] if isinstance(raw, list) else raw,
-                  **({"tools": without_nulls(offered)} if offered is not None else {})}
-                 for raw, offered in zip(batch[self.field_messages], batch.get("tools") or [None] * len(indices))))
+        rows = (
+            self._line_rows(batch["text"], indices)
+            if lines
+            else (
+                {
+                    "messages": [without_nulls(m, keep="content") for m in raw] if isinstance(raw, list) else raw,
+                    **({"tools": without_nulls(offered)} if offered is not None else {}),
+                }
+                for raw, offered in zip(batch[self.field_messages], batch.get("tools") or [None] * len(indices))
+            )
+        )
         for index, row in zip(indices, rows):
             if row is None:
                 out.append(None)
@@ -135,8 +143,10 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             try:
                 out.append(parse_conversation(row))
             except InvalidConversation as error:
-                raise RowError(f"{self.where(index, lines)}: {error}. Fix the row; `check-chat-jsonl FILE` "
-                               "lists every problem with its line") from None
+                raise RowError(
+                    f"{self.where(index, lines)}: {error}. Fix the row; `check-chat-jsonl FILE` "
+                    "lists every problem with its line"
+                ) from None
         return out
 
     def _line_rows(self, texts: Sequence[str], indices: Sequence[int]) -> Iterator[dict[str, Any] | None]:
@@ -148,8 +158,10 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             try:
                 row = orjson.loads(text)
             except orjson.JSONDecodeError as error:
-                raise RowError(f"{self.where(index, True)}: MT002 invalid JSON ({error.msg}). Run "
-                               f"`check-chat-jsonl {self.source}` to see every problem") from None
+                raise RowError(
+                    f"{self.where(index, True)}: MT002 invalid JSON ({error.msg}). Run "
+                    f"`check-chat-jsonl {self.source}` to see every problem"
+                ) from None
             if not isinstance(row, dict):
                 raise RowError(f"{self.where(index, True)}: MT003 not a JSON object")
             messages = row.get(self.field_messages)
@@ -158,17 +170,20 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     def tokenize_prompt(self, prompt: Mapping[str, Sequence[Any]]) -> dict[str, list[list[int]]]:
         return self.tokenize_rows(prompt, range(len(next(iter(prompt.values()), []))))
 
-    def tokenize_rows(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int],
-                      stats: bool = False) -> dict[str, list] | pa.Table:
+    def tokenize_rows(
+        self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int], stats: bool = False
+    ) -> dict[str, list] | pa.Table:
         """The tokenized rows (windows, for split conversations), as lists. With `stats` (the datasets
         path): an Arrow table, plus a row per dropped or skipped conversation (empty) and the bookkeeping
         columns `vocabulary.STATS`, for `ChatDatasetWrapper` to count and remove; while `auto` is undecided, every
         candidate's rows with CANDIDATE_COLUMNS."""
         if not stats:
             rows = [row for row in self.labelled(batch, indices) if row.item is not None]
-            return {"input_ids": [row.item.input_ids.tolist() for row in rows],
-                    "attention_mask": [[1] * len(row.item.input_ids) for row in rows],
-                    "labels": [row.labels.tolist() for row in rows]}
+            return {
+                "input_ids": [row.item.input_ids.tolist() for row in rows],
+                "attention_mask": [[1] * len(row.item.input_ids) for row in rows],
+                "labels": [row.labels.tolist() for row in rows],
+            }
         modes = CANDIDATES[self.options.masking] if self.mode is None else None
         rows = list(self.labelled(batch, indices, modes))
         empty = np.zeros(0, dtype=np.int64)
@@ -179,8 +194,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         counts = count_rows([(row.item, row.labels) if row.item is not None else None for row in rows])
         out: dict[str, pa.Array] = {
             "input_ids": pa.ListArray.from_arrays(offsets, pa.array(flat_ids.astype(np.int32))),
-            "attention_mask": pa.ListArray.from_arrays(offsets,
-                                                       pa.array(np.ones(len(flat_ids), dtype=np.int8))),
+            "attention_mask": pa.ListArray.from_arrays(offsets, pa.array(np.ones(len(flat_ids), dtype=np.int8))),
             "labels": pa.ListArray.from_arrays(offsets, pa.array(flat_labels)),
             Col.COUNTS.value: _fixed(counts.reshape(len(rows), -1)),
         }
@@ -190,14 +204,16 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             out[column.value] = pa.array([getattr(row, field) for row in rows])
         if modes:
             failed = (Status.ERROR, Status.SKIPPED)
-            out |= {Col.MODE.value: pa.array([row.mode.value for row in rows]),
-                    Col.NOTE.value: pa.array([row.note if row.status in failed else "" for row in rows]),
-                    Col.SCAN.value: _fixed(np.array([row.scan for row in rows], dtype=np.int64)
-                                           .reshape(len(rows), -1))}
+            out |= {
+                Col.MODE.value: pa.array([row.mode.value for row in rows]),
+                Col.NOTE.value: pa.array([row.note if row.status in failed else "" for row in rows]),
+                Col.SCAN.value: _fixed(np.array([row.scan for row in rows], dtype=np.int64).reshape(len(rows), -1)),
+            }
         return pa.table(out)
 
-    def labelled(self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int],
-                 modes: Sequence[Mode] | None = None) -> Iterator[Labelled]:
+    def labelled(
+        self, batch: Mapping[str, Sequence[Any]], indices: Sequence[int], modes: Sequence[Mode] | None = None
+    ) -> Iterator[Labelled]:
         """Every row as labelled training rows: one when it fits `sequence_len` and its template trains
         every turn in its inference context; windows (overflow) and parity rows otherwise. A row that
         cannot be labelled exactly raises a RowError naming it, or with `on_unlabelable: skip` comes back
@@ -207,8 +223,10 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         back labelled by every mode in turn, with its scan statistics on its first row; what a candidate
         cannot label comes back as status error (or skipped), for the decision to raise or log."""
         if modes is None and self.mode is None:
-            raise ConfigError(f"{self.source}: masking is {self.options.masking.value}, but the dataset was "
-                              "not scanned; load it through axolotl (ChatDatasetWrapper.wrap_dataset) first")
+            raise ConfigError(
+                f"{self.source}: masking is {self.options.masking.value}, but the dataset was "
+                "not scanned; load it through axolotl (ChatDatasetWrapper.wrap_dataset) first"
+            )
         deferred = modes is not None
         modes = modes or (self.mode,)
         conversations = self.conversations(batch, indices)
@@ -221,8 +239,15 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             item = next(encoded)
             if not isinstance(item, UnlabelableError):
                 self._warn_dropped(item)
-            scan = (1, int(any(m.weight is not None for m in conversation.messages)),
-                    *(item.content_tokens() if isinstance(item, Encoded) else (0, 0))) if deferred else ()
+            scan = (
+                (
+                    1,
+                    int(any(m.weight is not None for m in conversation.messages)),
+                    *(item.content_tokens() if isinstance(item, Encoded) else (0, 0)),
+                )
+                if deferred
+                else ()
+            )
             for k, mode in enumerate(modes):
                 try:
                     rows = self._rows(index, item, mode, lines)
@@ -243,12 +268,22 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             return self.labeller.rows(index, item, mode)
         except UnlabelableError as error:
             if self.options.on_unlabelable == "skip":
-                return [Labelled(index, None, None, Status.SKIPPED, 0,
-                                 note=f"{self.where(index, lines)} skipped: {error}", mode=mode)]
-            advice = ("Change the row or the chat_template" if isinstance(error, TemplateRejected)
-                      else "Fix the row")
-            raise RowError(f"{self.where(index, lines)}: {error}. {advice}, or set "
-                           "multiturn.on_unlabelable: skip to skip such rows (they are counted)") from None
+                return [
+                    Labelled(
+                        index,
+                        None,
+                        None,
+                        Status.SKIPPED,
+                        0,
+                        note=f"{self.where(index, lines)} skipped: {error}",
+                        mode=mode,
+                    )
+                ]
+            advice = "Change the row or the chat_template" if isinstance(error, TemplateRejected) else "Fix the row"
+            raise RowError(
+                f"{self.where(index, lines)}: {error}. {advice}, or set "
+                "multiturn.on_unlabelable: skip to skip such rows (they are counted)"
+            ) from None
         except TooLong as error:
             raise RowError(f"{self.where(index, lines)}: {error}") from None
 
@@ -258,10 +293,14 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             key = (index, item.messages[index].role)
             if key not in self._warned:
                 self._warned.add(key)
-                LOG.warning("axolotl_multiturn: %s: the chat template does not render message %d (%s) of some "
-                            "conversations at all (e.g. Mistral v3 keeps a system message only when the "
-                            "conversation ends with a user turn); it is not in the training text",
-                            self.source, index, key[1])
+                LOG.warning(
+                    "axolotl_multiturn: %s: the chat template does not render message %d (%s) of some "
+                    "conversations at all (e.g. Mistral v3 keeps a system message only when the "
+                    "conversation ends with a user turn); it is not in the training text",
+                    self.source,
+                    index,
+                    key[1],
+                )
 
     def label(self, item: Encoded, mode: Mode | None = None) -> np.ndarray:
         mode = mode or self.mode
@@ -295,16 +334,24 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         self.directory = directory  # where the summary is saved beside the prepared dataset (None: not saved)
         self.summary: Summary | None = None  # counted by the last `wrap_dataset`
 
-    def wrap_dataset(self, dataset: Dataset | IterableDataset, process_count: int | None = None,
-                     keep_in_memory: bool | None = False, **kwargs: Any) -> Dataset | IterableDataset:
+    def wrap_dataset(
+        self,
+        dataset: Dataset | IterableDataset,
+        process_count: int | None = None,
+        keep_in_memory: bool | None = False,
+        **kwargs: Any,
+    ) -> Dataset | IterableDataset:
         strategy = self.strategy
         if isinstance(dataset, IterableDataset):
             if strategy.mode is None:
-                raise ConfigError(f"{strategy.source}: masking {strategy.options.masking.value} needs the whole "
-                                  "dataset to decide; "
-                                  "with a streaming dataset set masking to instruction or boilerplate")
-            return dataset.map(strategy.tokenize_rows, with_indices=True, batched=True,
-                               remove_columns=list(dataset.column_names or []))
+                raise ConfigError(
+                    f"{strategy.source}: masking {strategy.options.masking.value} needs the whole "
+                    "dataset to decide; "
+                    "with a streaming dataset set masking to instruction or boilerplate"
+                )
+            return dataset.map(
+                strategy.tokenize_rows, with_indices=True, batched=True, remove_columns=list(dataset.column_names or [])
+            )
         mapped, summary = self.prepare(dataset, process_count, keep_in_memory)
         self.summary = summary
         if self.key:
@@ -314,21 +361,33 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         if not summary.by_role:
             raise RowError(f"{strategy.source}: no rows left to train on: {nothing_left(summary.outcomes)}")
         if len(summary.lengths) != len(mapped):  # bookkeeping rows of conversations that give no row
-            mapped = mapped.filter(lambda status: status not in GONE, input_columns=Col.STATUS.value,
-                                   num_proc=process_count, desc="axolotl_multiturn: leaving out dropped rows")
+            mapped = mapped.filter(
+                lambda status: status not in GONE,
+                input_columns=Col.STATUS.value,
+                num_proc=process_count,
+                desc="axolotl_multiturn: leaving out dropped rows",
+            )
         return mapped.remove_columns([c.value for c in (*STATS, Col.COUNTS)])
 
-    def prepare(self, dataset: Dataset, process_count: int | None = None, keep_in_memory: bool | None = False
-                ) -> tuple[Dataset, Summary]:
+    def prepare(
+        self, dataset: Dataset, process_count: int | None = None, keep_in_memory: bool | None = False
+    ) -> tuple[Dataset, Summary]:
         """Label every row in one pass, keeping the bookkeeping columns, and the summary counted from them.
         An undecided `auto` labels every row by each candidate mode in that pass, decides from the scan
         columns, and keeps the chosen mode's rows (raising for a row it cannot label)."""
         strategy = self.strategy
         deciding = strategy.mode is None
-        mapped = dataset.map(strategy.tokenize_rows, with_indices=True, batched=True, batch_size=1000,
-                             num_proc=process_count, keep_in_memory=bool(keep_in_memory),
-                             fn_kwargs={"stats": True}, remove_columns=dataset.column_names,
-                             desc="axolotl_multiturn: tokenizing")
+        mapped = dataset.map(
+            strategy.tokenize_rows,
+            with_indices=True,
+            batched=True,
+            batch_size=1000,
+            num_proc=process_count,
+            keep_in_memory=bool(keep_in_memory),
+            fn_kwargs={"stats": True},
+            remove_columns=dataset.column_names,
+            desc="axolotl_multiturn: tokenizing",
+        )
         names = [*STATS, *((Col.MODE, Col.NOTE) if deciding else ())]
         kept = [*names, Col.COUNTS, *((Col.SCAN,) if deciding else ())]
         table = mapped.select_columns([c.value for c in kept]).with_format("arrow")[:]
@@ -345,8 +404,9 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
                     raise RowError(message)
                 if status == Status.SKIPPED:
                     LOG.warning("%s", message)
-        return mapped, from_columns(columns, strategy.source, strategy.mode, strategy.decision,
-                                    strategy.sequence_len, strategy.options.overflow)
+        return mapped, from_columns(
+            columns, strategy.source, strategy.mode, strategy.decision, strategy.sequence_len, strategy.options.overflow
+        )
 
 
 def summarize(strategy: MultiTurnStrategy, dataset: Dataset, num_proc: int | None = None) -> Summary:
@@ -366,51 +426,29 @@ def nothing_left(outcomes: Outcomes) -> str:
     if not outcomes.conversations:
         return "the dataset has no conversations (an empty file, or only blank lines)"
     why = ", ".join(f"{n} {status}" for status, n in outcomes.by_status.items())
-    return (f"{outcomes.conversations} conversations, {why}. Raise sequence_len or set multiturn.overflow: split "
-            "for dropped ones; fix the rows logged as skipped")
+    return (
+        f"{outcomes.conversations} conversations, {why}. Raise sequence_len or set multiturn.overflow: split "
+        "for dropped ones; fix the rows logged as skipped"
+    )
 
 
-def load(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any] | None = None,
-         processor: Any = None) -> ChatDatasetWrapper:
+def load(
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: Mapping[str, Any],
+    ds_cfg: Mapping[str, Any] | None = None,
+    processor: Any = None,
+) -> ChatDatasetWrapper:
     """axolotl's entry point for `type: axolotl_multiturn.chat`."""
     ds_cfg = ds_cfg or {}
     source = str(ds_cfg.get("path") or "dataset")
     options = resolve(cfg, ds_cfg, where=source)
-    strategy = MultiTurnStrategy(tokenizer, build_encoder(tokenizer, cfg, ds_cfg, options), options,
-                                 field_messages=ds_cfg.get("field_messages") or "messages",
-                                 sequence_len=cfg.get("sequence_len") or 2048, source=source,
-                                 sampled=sampling(ds_cfg))
+    strategy = MultiTurnStrategy(
+        tokenizer,
+        build_encoder(tokenizer, cfg, ds_cfg, options),
+        options,
+        field_messages=ds_cfg.get("field_messages") or "messages",
+        sequence_len=cfg.get("sequence_len") or 2048,
+        source=source,
+        sampled=sampling(ds_cfg),
+    )
     return ChatDatasetWrapper(strategy, summary_key(tokenizer, cfg, ds_cfg), summary_directory(cfg, ds_cfg))
-
-
-def sampling(ds_cfg: Mapping[str, Any]) -> str:
-    """How axolotl samples the dataset's rows before the strategy sees them ("" when it keeps them all)."""
-    weight, shards = ds_cfg.get("weight"), ds_cfg.get("shards")
-    return ", ".join([*([f"weight {weight}"] if weight is not None and weight < 1 else []),
-                      *([f"shards {shards}"] if shards else [])])
-
-
-#: The dataset entry's fields that decide what it holds (with the file's size and time, for a local file).
-KEY_FIELDS = ("path", "name", "split", "data_files", "revision", "field_messages", "ds_type", "chat_template",
-              "chat_template_jinja", "weight", "shards", "shards_idx", CARRIER_KEY)
-
-
-def summary_key(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> str:
-    """What a dataset's summary depends on, hashed: the entry, the file, the options, the template and the
-    tokenizer. Preprocessing keeps the summary under it; the plugin finds it there at training start."""
-    path = Path(str(ds_cfg.get("path") or ""))
-    stat = path.stat() if path.is_file() else None
-    parts = {"dataset": {k: ds_cfg.get(k) for k in KEY_FIELDS},
-             "file": stat and [stat.st_size, stat.st_mtime_ns],
-             "options": repr(resolve(cfg, ds_cfg, where=str(path))), "sequence_len": cfg.get("sequence_len"),
-             "template": resolve_chat_template(tokenizer, cfg, ds_cfg), "eot": cfg.get("eot_tokens"),
-             "kwargs": cfg.get("chat_template_kwargs"), "tokenizer": [tokenizer.name_or_path, len(tokenizer)]}
-    return hashlib.sha256(orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-
-
-def summary_directory(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> Path | None:
-    """Beside axolotl's prepared datasets, for entries the plugin prepared (an axolotl run); None for
-    direct callers, whose summary stays in the process."""
-    if not carried(ds_cfg):
-        return None
-    return Path(str(cfg.get("dataset_prepared_path") or DEFAULT_PREPARED))

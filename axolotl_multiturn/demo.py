@@ -42,12 +42,22 @@ def step(text: str) -> None:
 
 def axolotl(command: str, config: Path) -> subprocess.CompletedProcess:
     """Run the axolotl CLI of this environment; its output streams to the terminal and is kept."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "AXOLOTL_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           # accelerate's launcher sets one thread when this is unset: half the CPU for a CPU run
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
-    process = subprocess.Popen([str(Path(sys.executable).with_name("axolotl")), command, str(config)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AXOLOTL_DO_NOT_TRACK": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        # accelerate's launcher sets one thread when this is unset: half the CPU for a CPU run
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1),
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("axolotl")), command, str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     assert process.stdout is not None
     for line in process.stdout:
@@ -109,8 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(trained) < 2 or not trained[-1] < trained[0]:
         console.print("[bold red]the loss did not fall[/]")
         return 1
-    console.print(f"[bold green]loss fell from {trained[0]:.3f} to {trained[-1]:.3f} over "
-                  f"{len(trained) * logging_steps()} steps[/]")
+    console.print(
+        f"[bold green]loss fell from {trained[0]:.3f} to {trained[-1]:.3f} over "
+        f"{len(trained) * logging_steps()} steps[/]"
+    )
     if trained[-1] > trained[0] / 2:
         console.print("[bold red]the loss did not fall by half: the model has not learned the answers[/]")
         return 1
@@ -137,14 +149,16 @@ def ask(model_dir: Path, data: Path, rows: int, per_story: int = 3) -> tuple[int
         conversations = [orjson.loads(line)["messages"] for line in stream if line.strip()][:rows]
     for messages in conversations:
         for turn in range(per_story):
-            context, expected = messages[:2 + 2 * turn], messages[2 + 2 * turn]["content"]
+            context, expected = messages[: 2 + 2 * turn], messages[2 + 2 * turn]["content"]
             text, ended = answer(model, tokenizer, context)
             reply = text.removesuffix(tokenizer.eos_token) if ended else text
             right = ended and reply.strip() == expected.strip()
             asked, exact, stopped = asked + 1, exact + right, stopped + ended
-            console.print(f"Q: {context[-1]['content']}\n   expected: {expected}\n   model:    {reply!r} "
-                          f"({'stopped by end-of-turn' if ended else 'no end-of-turn before the token limit'}; "
-                          f"{'[green]exact[/]' if right else '[yellow]differs[/]'})")
+            console.print(
+                f"Q: {context[-1]['content']}\n   expected: {expected}\n   model:    {reply!r} "
+                f"({'stopped by end-of-turn' if ended else 'no end-of-turn before the token limit'}; "
+                f"{'[green]exact[/]' if right else '[yellow]differs[/]'})"
+            )
     return exact, stopped, asked
 
 

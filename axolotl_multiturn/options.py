@@ -70,20 +70,24 @@ def validate_block(block: Any, where: str) -> dict[str, Any]:
     block = dict(block)
     for key in block:
         if key not in option_keys():
-            raise ConfigError(f"{where}.{key}: unknown key{suggest(key, option_keys())} "
-                              f"(allowed: {', '.join(option_keys())})")
+            raise ConfigError(
+                f"{where}.{key}: unknown key{suggest(key, option_keys())} (allowed: {', '.join(option_keys())})"
+            )
     validator = schemas.python_validator(schemas.CONFIG)
     for error in sorted(validator.iter_errors(block), key=lambda e: list(map(str, e.absolute_path))):
         path = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = list(error.schema.get("properties", {}))
             extra = sorted(set(error.instance) - set(allowed))[0]
-            raise ConfigError(f"{where}.{path}.{extra}: unknown key{suggest(extra, allowed)} "
-                              f"(allowed: {', '.join(allowed)})")
+            raise ConfigError(
+                f"{where}.{path}.{extra}: unknown key{suggest(extra, allowed)} (allowed: {', '.join(allowed)})"
+            )
         if error.validator == "enum":
-            raise ConfigError(f"{where}.{path}: {error.instance!r} is not one of "
-                              f"{', '.join(map(str, error.validator_value))}"
-                              f"{suggest(str(error.instance), map(str, error.validator_value))}")
+            raise ConfigError(
+                f"{where}.{path}: {error.instance!r} is not one of "
+                f"{', '.join(map(str, error.validator_value))}"
+                f"{suggest(str(error.instance), map(str, error.validator_value))}"
+            )
         raise ConfigError(f"{where}.{path}: {error.message}")
     return block
 
@@ -101,7 +105,7 @@ def carried(ds_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The options the plugin carried in the dataset entry, if any."""
     value = ds_cfg.get(CARRIER_KEY)
     if isinstance(value, str) and value.startswith(CARRIER_PREFIX):
-        return json.loads(value[len(CARRIER_PREFIX):])
+        return json.loads(value[len(CARRIER_PREFIX) :])
     return {}
 
 

@@ -19,8 +19,8 @@ from pydantic import BaseModel, field_validator
 from transformers import TrainerCallback
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.chat import summary_directory, summary_key
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
+from axolotl_multiturn.entry import summary_directory, summary_key
 from axolotl_multiturn.lint.parallel import check_file
 from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
 from axolotl_multiturn.reports.summary import percent, recall
@@ -46,8 +46,10 @@ def check_dataset_keys(entry: dict[str, Any], where: str) -> None:
     known = set(SFTDataset.model_fields) | set(option_keys())
     for key in entry:
         if key not in known:
-            raise ConfigError(f"{where}.{key}: unknown key for type {DATASET_TYPE}{suggest(key, known)} "
-                              f"(our keys: {', '.join(option_keys())})")
+            raise ConfigError(
+                f"{where}.{key}: unknown key for type {DATASET_TYPE}{suggest(key, known)} "
+                f"(our keys: {', '.join(option_keys())})"
+            )
 
 
 def prepare_config(cfg: dict[str, Any]) -> None:
@@ -82,12 +84,15 @@ def local_jsonl(entry: dict[str, Any], preflight: bool) -> None:
     if preflight:
         errors = [f for f in check_file(str(path)) if f.severity == "error"]
         if errors:
-            shown = "\n".join(f"  {f.path}:{f.line}:{f.column or 1}: {f.code} {f.message}"
-                               for f in errors[:PREFLIGHT_SHOWN])
+            shown = "\n".join(
+                f"  {f.path}:{f.line}:{f.column or 1}: {f.code} {f.message}" for f in errors[:PREFLIGHT_SHOWN]
+            )
             more = f"\n  ... and {len(errors) - PREFLIGHT_SHOWN} more" if len(errors) > PREFLIGHT_SHOWN else ""
-            raise ConfigError(f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''} in the dataset "
-                              f"(run `check-chat-jsonl {path}` for all; multiturn.preflight: false skips this "
-                              f"check):\n{shown}{more}")
+            raise ConfigError(
+                f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''} in the dataset "
+                f"(run `check-chat-jsonl {path}` for all; multiturn.preflight: false skips this "
+                f"check):\n{shown}{more}"
+            )
     entry["ds_type"] = "text"
 
 
@@ -128,10 +133,12 @@ def prepared_line(dataset: Any, missing: list[str]) -> str:
     labels = dataset.with_format("arrow")[:]["labels"] if dataset is not None else None
     flat = labels.combine_chunks().flatten().to_numpy() if labels is not None else np.zeros(0, dtype=np.int64)
     trained = int((flat != IGNORE_INDEX).sum())
-    return (f"no summary was saved with the prepared dataset of {', '.join(missing)} (prepared by another "
-            f"version; delete the prepared dataset to count it again). The training set as prepared: "
-            f"{len(labels) if labels is not None else 0:,} rows, {len(flat):,} tokens, {trained:,} trained "
-            f"({percent(trained, len(flat))})")
+    return (
+        f"no summary was saved with the prepared dataset of {', '.join(missing)} (prepared by another "
+        f"version; delete the prepared dataset to count it again). The training set as prepared: "
+        f"{len(labels) if labels is not None else 0:,} rows, {len(flat):,} tokens, {trained:,} trained "
+        f"({percent(trained, len(flat))})"
+    )
 
 
 class SummaryCallback(TrainerCallback):

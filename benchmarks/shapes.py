@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 
-WORDS = ("the river boat story lantern mother quiet village winter morning library answer question garden "
-         "painted window friend bridge letter market harbor old young small bright").split()
+WORDS = (
+    "the river boat story lantern mother quiet village winter morning library answer question garden "
+    "painted window friend bridge letter market harbor old young small bright"
+).split()
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -17,11 +19,14 @@ def coqa_shaped(rng: random.Random, rows: int) -> list[dict]:
     out = []
     for _ in range(rows):
         story = " ".join(sentence(rng, rng.randint(8, 16)) for _ in range(20))
-        messages = [{"role": "system", "content": "Read the story and extract answers for the questions.\n"
-                                                  f"Story: {story}"}]
+        messages = [
+            {"role": "system", "content": f"Read the story and extract answers for the questions.\nStory: {story}"}
+        ]
         for _ in range(rng.randint(10, 15)):
-            messages += [{"role": "user", "content": sentence(rng, rng.randint(4, 9))[:-1] + "?"},
-                         {"role": "assistant", "content": sentence(rng, rng.randint(1, 5))}]
+            messages += [
+                {"role": "user", "content": sentence(rng, rng.randint(4, 9))[:-1] + "?"},
+                {"role": "assistant", "content": sentence(rng, rng.randint(1, 5))},
+            ]
         out.append({"messages": messages})
     return out
 
@@ -32,8 +37,10 @@ def long_chats(rng: random.Random, rows: int, turns: int) -> list[dict]:
     for _ in range(rows):
         messages = []
         for _ in range(turns):
-            messages += [{"role": "user", "content": sentence(rng, rng.randint(8, 20))},
-                         {"role": "assistant", "content": " ".join(sentence(rng, 12) for _ in range(2))}]
+            messages += [
+                {"role": "user", "content": sentence(rng, rng.randint(8, 20))},
+                {"role": "assistant", "content": " ".join(sentence(rng, 12) for _ in range(2))},
+            ]
         out.append({"messages": messages})
     return out
 
@@ -44,8 +51,13 @@ def reasoning_chats(rng: random.Random, rows: int, turns: int) -> list[dict]:
     for _ in range(rows):
         messages = []
         for _ in range(turns):
-            messages += [{"role": "user", "content": sentence(rng, rng.randint(6, 14))[:-1] + "?"},
-                         {"role": "assistant", "content": sentence(rng, rng.randint(4, 10)),
-                          "reasoning_content": " ".join(sentence(rng, 10) for _ in range(rng.randint(2, 5)))}]
+            messages += [
+                {"role": "user", "content": sentence(rng, rng.randint(6, 14))[:-1] + "?"},
+                {
+                    "role": "assistant",
+                    "content": sentence(rng, rng.randint(4, 10)),
+                    "reasoning_content": " ".join(sentence(rng, 10) for _ in range(rng.randint(2, 5))),
+                },
+            ]
         out.append({"messages": messages})
     return out

@@ -15,29 +15,43 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="axolotl-multiturn", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    convert = commands.add_parser("convert", help="convert a dataset to chat JSONL",
-                                  description="Convert a dataset to chat JSONL, linted, written atomically.")
+    convert = commands.add_parser(
+        "convert",
+        help="convert a dataset to chat JSONL",
+        description="Convert a dataset to chat JSONL, linted, written atomically.",
+    )
     formats = convert.add_subparsers(dest="format", required=True, metavar="FORMAT")
     for name, converter in sorted(registry().items()):
         sub = formats.add_parser(name, help=converter.help, description=converter.help)
         sub.add_argument("input", nargs="?", default=None, help="input file (JSON, JSON Lines or Parquet)")
         sub.add_argument("--to", required=True, metavar="OUT.jsonl", help="output chat JSONL file")
-        sub.add_argument("--skip-invalid", action="store_true",
-                         help="write the convertible rows even if some are not (each is still reported)")
+        sub.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="write the convertible rows even if some are not (each is still reported)",
+        )
         converter.add_arguments(sub)
-    show = commands.add_parser("preview", help="show what a config trains (needs the [axolotl] extra)",
-                               description="Show what an axolotl config trains, through the training code path.")
+    show = commands.add_parser(
+        "preview",
+        help="show what a config trains (needs the [axolotl] extra)",
+        description="Show what an axolotl config trains, through the training code path.",
+    )
     show.add_argument("config", metavar="CONFIG.yml")
     show.add_argument("--rows", type=int, default=3, help="conversations to show (default 3)")
     show.add_argument("--dataset", type=int, default=0, help="index of the dataset in the config (default 0)")
     show.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report")
-    side = commands.add_parser("compare", help="train the config's model once per masking mode and compare "
-                                               "(needs the [axolotl] extra)",
-                               description="Fine-tune the config's (tiny) model once per masking mode on the same "
-                                           "rows and print trained tokens, held-out loss and exact answers.")
+    side = commands.add_parser(
+        "compare",
+        help="train the config's model once per masking mode and compare (needs the [axolotl] extra)",
+        description="Fine-tune the config's (tiny) model once per masking mode on the same "
+        "rows and print trained tokens, held-out loss and exact answers.",
+    )
     side.add_argument("config", metavar="CONFIG.yml")
-    side.add_argument("--modes", default="instruction,boilerplate,none",
-                      help="comma-separated masking modes (default: instruction,boilerplate,none)")
+    side.add_argument(
+        "--modes",
+        default="instruction,boilerplate,none",
+        help="comma-separated masking modes (default: instruction,boilerplate,none)",
+    )
     side.add_argument("--steps", type=int, default=30, help="full fine-tuning steps per mode (default 30)")
     side.add_argument("--train-rows", type=int, default=4, help="conversations trained on (default the first 4)")
     side.add_argument("--held-out", type=int, default=2, help="last conversations held out (default 2)")
@@ -56,12 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from axolotl_multiturn.reports.compare import compare
         from axolotl_multiturn.reports.preview import preview
     except ImportError as error:
-        print(f"error: {args.command} runs the training code path and needs the [axolotl] extra "
-              f"(pip install 'axolotl-multiturn[axolotl]'): {error}", file=sys.stderr)
+        print(
+            f"error: {args.command} runs the training code path and needs the [axolotl] extra "
+            f"(pip install 'axolotl-multiturn[axolotl]'): {error}",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "compare":
-        compare(args.config, [m.strip() for m in args.modes.split(",") if m.strip()], args.steps, args.held_out,
-                args.learning_rate, args.train_rows)
+        compare(
+            args.config,
+            [m.strip() for m in args.modes.split(",") if m.strip()],
+            args.steps,
+            args.held_out,
+            args.learning_rate,
+            args.train_rows,
+        )
         return 0
     preview(args.config, rows=args.rows, dataset=args.dataset, html=args.html)
     return 0

@@ -34,8 +34,9 @@ def _check(checker: LineChecker, number: int, line: bytes) -> tuple[list[Finding
     return [f for f in findings if f.severity == "error"], [f for f in findings if f.severity == "warning"]
 
 
-def convert(converter: Converter, source: str | None, args: argparse.Namespace, out: Path,
-            skip_invalid: bool = False) -> Outcome:
+def convert(
+    converter: Converter, source: str | None, args: argparse.Namespace, out: Path, skip_invalid: bool = False
+) -> Outcome:
     """Write `out` atomically from the converter's rows; never leaves a partial or invalid file."""
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -43,8 +44,13 @@ def convert(converter: Converter, source: str | None, args: argparse.Namespace, 
     outcome = Outcome()
     try:
         with open(temporary, "wb") as stream:
-            for row in tqdm(converter.rows(source, args), desc=f"converting {converter.name}", unit=" rows",
-                            disable=None, file=sys.stderr):
+            for row in tqdm(
+                converter.rows(source, args),
+                desc=f"converting {converter.name}",
+                unit=" rows",
+                disable=None,
+                file=sys.stderr,
+            ):
                 if row.error is not None:
                     outcome.rejected.append(row)
                     continue
@@ -70,11 +76,13 @@ def report(outcome: Outcome, out: Path, skip_invalid: bool) -> int:
     for row in outcome.rejected:
         print(f"source row {row.index}: {row.error}", file=sys.stderr)
     for finding in outcome.warnings:
-        print(f"{finding.path}:{finding.line}:{finding.column or 1}: {finding.code} {finding.message}",
-              file=sys.stderr)
+        print(f"{finding.path}:{finding.line}:{finding.column or 1}: {finding.code} {finding.message}", file=sys.stderr)
     if not outcome.committed:
-        print(f"{len(outcome.rejected)} source rows cannot be converted; {out} was not written "
-              "(fix them, or pass --skip-invalid to write the others)", file=sys.stderr)
+        print(
+            f"{len(outcome.rejected)} source rows cannot be converted; {out} was not written "
+            "(fix them, or pass --skip-invalid to write the others)",
+            file=sys.stderr,
+        )
         return 1
     skipped = f", skipped {len(outcome.rejected)} source rows listed above" if outcome.rejected else ""
     print(f"wrote {outcome.written} conversations to {out}{skipped}")

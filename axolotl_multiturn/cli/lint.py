@@ -19,37 +19,66 @@ def _codes(value: str) -> frozenset[str]:
     codes = frozenset(c.strip().upper() for c in value.split(",") if c.strip())
     unknown = sorted(c for c in codes if not any(code.startswith(c) for code in RULES))
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown rule code(s) {', '.join(unknown)}; known: "
-                                         f"{', '.join(RULES)}")
+        raise argparse.ArgumentTypeError(f"unknown rule code(s) {', '.join(unknown)}; known: {', '.join(RULES)}")
     return codes
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="check-chat-jsonl",
-                                description="Check chat JSONL files (one conversation per line).")
+    p = argparse.ArgumentParser(
+        prog="check-chat-jsonl", description="Check chat JSONL files (one conversation per line)."
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="JSONL files; - reads standard input")
     p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="output format (default: text)")
-    p.add_argument("--select", type=_codes, default=frozenset(RULES), metavar="CODES",
-                   help="only these rule codes or prefixes, comma-separated (e.g. MT1,MT203)")
-    p.add_argument("--ignore", type=_codes, default=frozenset(), metavar="CODES",
-                   help="skip these rule codes or prefixes, comma-separated")
+    p.add_argument(
+        "--select",
+        type=_codes,
+        default=frozenset(RULES),
+        metavar="CODES",
+        help="only these rule codes or prefixes, comma-separated (e.g. MT1,MT203)",
+    )
+    p.add_argument(
+        "--ignore",
+        type=_codes,
+        default=frozenset(),
+        metavar="CODES",
+        help="skip these rule codes or prefixes, comma-separated",
+    )
     p.add_argument("--strict", action="store_true", help="warnings fail the check too")
-    p.add_argument("--max-errors", type=int, default=None, metavar="N",
-                   help="stop after N findings that fail the check")
+    p.add_argument(
+        "--max-errors", type=int, default=None, metavar="N", help="stop after N findings that fail the check"
+    )
     p.add_argument("--statistics", action="store_true", help="print a count per rule code at the end")
-    p.add_argument("--fix", action="store_true",
-                   help="write a corrected copy next to each file (NAME.fixed.jsonl): fixable findings fixed, "
-                        "still-invalid lines left out and listed")
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="write a corrected copy next to each file (NAME.fixed.jsonl): fixable findings fixed, "
+        "still-invalid lines left out and listed",
+    )
     p.add_argument("--in-place", action="store_true", help="with --fix, replace the file itself (atomically)")
-    p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
-                   help="report each file's token budget with this tokenizer's chat template (needs the "
-                        "[tokens] extra)")
-    p.add_argument("--sequence-len", type=int, metavar="N",
-                   help="with --tokenizer, list the rows longer than N and what overflow: split does with them")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="processes for large files (default: one per core; --compat checks use one)")
-    p.add_argument("--compat", choices=sorted(PROFILES), default=None,
-                   help="also report what that service's documented checks would reject (HS*/OA* codes)")
+    p.add_argument(
+        "--tokenizer",
+        metavar="PATH_OR_NAME",
+        help="report each file's token budget with this tokenizer's chat template (needs the [tokens] extra)",
+    )
+    p.add_argument(
+        "--sequence-len",
+        type=int,
+        metavar="N",
+        help="with --tokenizer, list the rows longer than N and what overflow: split does with them",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes for large files (default: one per core; --compat checks use one)",
+    )
+    p.add_argument(
+        "--compat",
+        choices=sorted(PROFILES),
+        default=None,
+        help="also report what that service's documented checks would reject (HS*/OA* codes)",
+    )
     return p
 
 

@@ -38,7 +38,7 @@ class FileConverter(ABC):
     name: str
     help: str
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 - an optional hook
         """No options beyond the input file."""
 
     def rows(self, source: str | None, args: argparse.Namespace) -> Iterator[Row]:
@@ -59,10 +59,14 @@ class CoQA:
     help = "CoQA: the HF dataset stanfordnlp/coqa, an official CoQA JSON file, or a parquet/JSON export"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--split", choices=("train", "validation"), default="train",
-                            help="split of the HF dataset (default: train)")
-        parser.add_argument("--system-prompt", default=COQA_SYSTEM_PROMPT,
-                            help="system message; {story} is replaced by the story (default: %(default)r)")
+        parser.add_argument(
+            "--split", choices=("train", "validation"), default="train", help="split of the HF dataset (default: train)"
+        )
+        parser.add_argument(
+            "--system-prompt",
+            default=COQA_SYSTEM_PROMPT,
+            help="system message; {story} is replaced by the story (default: %(default)r)",
+        )
 
     def rows(self, source: str | None, args: argparse.Namespace) -> Iterator[Row]:
         items = records(source) if source else self._hub(args.split)
@@ -73,14 +77,17 @@ class CoQA:
         try:
             import datasets
         except ImportError:
-            raise ConversionError("loading stanfordnlp/coqa from the hub needs the datasets package (the "
-                                  "[axolotl] extra); or pass a local CoQA file") from None
+            raise ConversionError(
+                "loading stanfordnlp/coqa from the hub needs the datasets package (the "
+                "[axolotl] extra); or pass a local CoQA file"
+            ) from None
 
         try:
             yield from datasets.load_dataset("stanfordnlp/coqa", split=split)
         except (ConnectionError, OSError, ValueError) as error:
-            raise ConversionError(f"cannot load stanfordnlp/coqa from the hub ({error}); download "
-                                  "coqa-train-v1.0.json and pass its path") from None
+            raise ConversionError(
+                f"cannot load stanfordnlp/coqa from the hub ({error}); download coqa-train-v1.0.json and pass its path"
+            ) from None
 
     @staticmethod
     def conversation(item: Mapping[str, Any], system_prompt: str) -> dict[str, Any]:
@@ -101,8 +108,15 @@ class CoQA:
         return {"messages": messages}
 
 
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "function_call": "assistant", "observation": "tool"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "function_call": "assistant",
+    "observation": "tool",
+}
 
 
 class _Calls:
@@ -115,9 +129,14 @@ class _Calls:
 
     def calls(self, calls: list[Mapping[str, Any]], no_arguments: Any) -> list[dict[str, Any]]:
         self._pending = [f"call{next(self._numbers):05d}" for _ in calls]
-        return [{"id": ident, "type": "function",
-                 "function": {"name": call["name"], "arguments": call.get("arguments", no_arguments)}}
-                for ident, call in zip(self._pending, calls)]
+        return [
+            {
+                "id": ident,
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call.get("arguments", no_arguments)},
+            }
+            for ident, call in zip(self._pending, calls)
+        ]
 
     def result(self, content: Any, where: str) -> dict[str, Any]:
         if not self._pending:
@@ -139,14 +158,17 @@ def _tools(value: Any) -> list[dict[str, Any]]:
     tools = _json(value, "tools")
     if not isinstance(tools, list):
         raise ConversionError("tools is not a list of functions")
-    return [t if t.get("type") == "function" and "function" in t else {"type": "function", "function": t}
-            for t in tools]
+    return [
+        t if t.get("type") == "function" and "function" in t else {"type": "function", "function": t} for t in tools
+    ]
 
 
 class ShareGPT(FileConverter):
     name = "sharegpt"
-    help = ("ShareGPT: {'conversations': [{'from': 'system'|'human'|'gpt'|'function_call'|'observation', "
-            "'value': ...}], 'system'?, 'tools'?} (LLaMA-Factory's shape for agent data)")
+    help = (
+        "ShareGPT: {'conversations': [{'from': 'system'|'human'|'gpt'|'function_call'|'observation', "
+        "'value': ...}], 'system'?, 'tools'?} (LLaMA-Factory's shape for agent data)"
+    )
 
     @staticmethod
     def conversation(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,15 +179,17 @@ class ShareGPT(FileConverter):
         for turn, message in enumerate(item["conversations"]):
             role = SHAREGPT_ROLES.get(message.get("from"))
             if role is None:
-                raise ConversionError(f"turn {turn}: 'from' is {message.get('from')!r}; expected one of "
-                                      f"{', '.join(SHAREGPT_ROLES)}")
+                raise ConversionError(
+                    f"turn {turn}: 'from' is {message.get('from')!r}; expected one of {', '.join(SHAREGPT_ROLES)}"
+                )
             value = message.get("value")
             if message["from"] == "function_call":
                 called = _json(value, f"turn {turn} function_call")
                 called = called if isinstance(called, list) else [called]
                 if not called or not all(isinstance(c, Mapping) and c.get("name") for c in called):
-                    raise ConversionError(f"turn {turn}: function_call is not a call {{'name', 'arguments'}} "
-                                          "or a list of them")
+                    raise ConversionError(
+                        f"turn {turn}: function_call is not a call {{'name', 'arguments'}} or a list of them"
+                    )
                 messages.append({"role": "assistant", "content": None, "tool_calls": calls.calls(called, {})})
             elif role == "tool":
                 messages.append(calls.result(_text(value, f"turn {turn} value"), f"turn {turn} (observation)"))
@@ -179,8 +203,10 @@ class ShareGPT(FileConverter):
 
 class OpenAI(FileConverter):
     name = "openai"
-    help = ("OpenAI fine-tuning JSONL ({'messages', 'tools'?}), the legacy shape ('functions', assistant "
-            "'function_call', role 'function') included")
+    help = (
+        "OpenAI fine-tuning JSONL ({'messages', 'tools'?}), the legacy shape ('functions', assistant "
+        "'function_call', role 'function') included"
+    )
 
     @staticmethod
     def conversation(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,8 +222,10 @@ class OpenAI(FileConverter):
             if message.get("role") == "function":
                 message = calls.result(message.get("content"), f"message {turn} (function result)")
             if "name" in message:
-                raise ConversionError(f"message {turn}: 'name' on a {message.get('role')} message has no place "
-                                      "in the chat template; remove it or fold it into the content")
+                raise ConversionError(
+                    f"message {turn}: 'name' on a {message.get('role')} message has no place "
+                    "in the chat template; remove it or fold it into the content"
+                )
             messages.append(message)
         out["messages"] = messages
         return out
@@ -213,8 +241,10 @@ class Alpaca(FileConverter):
         if item.get("input"):
             prompt = f"{prompt}\n\n{item['input']}"
         messages = [{"role": "system", "content": item["system"]}] if item.get("system") else []
-        messages += [{"role": "user", "content": prompt},
-                     {"role": "assistant", "content": _text(item.get("output"), "output")}]
+        messages += [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": _text(item.get("output"), "output")},
+        ]
         return {"messages": messages}
 
 
@@ -224,13 +254,21 @@ class Completion(FileConverter):
 
     @staticmethod
     def conversation(item: Mapping[str, Any]) -> dict[str, Any]:
-        return {"messages": [{"role": "user", "content": _text(item.get("prompt"), "prompt")},
-                             {"role": "assistant", "content": _text(item.get("completion"), "completion")}]}
+        return {
+            "messages": [
+                {"role": "user", "content": _text(item.get("prompt"), "prompt")},
+                {"role": "assistant", "content": _text(item.get("completion"), "completion")},
+            ]
+        }
 
 
 def _add_shape(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shape", choices=[s.value for s in Shape], default=Shape.HOSTED.value,
-                        help="the preference shape to write (default: %(default)s, the hosted API's)")
+    parser.add_argument(
+        "--shape",
+        choices=[s.value for s in Shape],
+        default=Shape.HOSTED.value,
+        help="the preference shape to write (default: %(default)s, the hosted API's)",
+    )
 
 
 class Preference:
@@ -238,8 +276,10 @@ class Preference:
     each holds a prompt (messages, tools), two assistant outputs and the line's other keys."""
 
     name = "preference"
-    help = ("preference pairs between shapes: hosted {'input', 'preferred_output', 'non_preferred_output'}, "
-            "TRL {'prompt'?, 'chosen', 'rejected'}, axolotl {'messages', 'chosen', 'rejected'}")
+    help = (
+        "preference pairs between shapes: hosted {'input', 'preferred_output', 'non_preferred_output'}, "
+        "TRL {'prompt'?, 'chosen', 'rejected'}, axolotl {'messages', 'chosen', 'rejected'}"
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _add_shape(parser)
@@ -253,8 +293,10 @@ class Preference:
     def pair(item: Mapping[str, Any], shape: Shape) -> dict[str, Any]:
         source = shape_of(item) if isinstance(item, Mapping) else None
         if source is None:
-            raise ConversionError("not a preference pair in any known shape (input/preferred_output/"
-                                  "non_preferred_output; prompt/chosen/rejected; messages/chosen/rejected)")
+            raise ConversionError(
+                "not a preference pair in any known shape (input/preferred_output/"
+                "non_preferred_output; prompt/chosen/rejected; messages/chosen/rejected)"
+            )
         pair, problems = split(item, source)
         if pair is None:
             raise ConversionError("; ".join(f"{p.code} {p.message}" for p in problems))
@@ -266,8 +308,10 @@ class CoQAPreference(CoQA):
     answer chosen and the answer to another question of the same story rejected (plausible, and wrong)."""
 
     name = "coqa-preference"
-    help = ("CoQA as preference pairs: each question in its multi-turn context; chosen its answer, rejected "
-            "the answer to another question of the same story")
+    help = (
+        "CoQA as preference pairs: each question in its multi-turn context; chosen its answer, rejected "
+        "the answer to another question of the same story"
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
@@ -294,7 +338,7 @@ class CoQAPreference(CoQA):
         out = []
         for k, i in enumerate(at):
             answer = messages[i]
-            others = [messages[j] for j in at[k + 1:] + at[:k][::-1] if messages[j]["content"] != answer["content"]]
+            others = [messages[j] for j in at[k + 1 :] + at[:k][::-1] if messages[j]["content"] != answer["content"]]
             if not others:
                 raise ConversionError("every answer of the story is the same: no wrong answer to reject")
             out.append(Pair(messages[:i], None, answer, others[0], {}))

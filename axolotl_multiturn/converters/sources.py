@@ -21,8 +21,9 @@ def records(path: str | Path) -> Iterator[Any]:
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise ConversionError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow, or the "
-                                  "[axolotl] extra)") from None
+            raise ConversionError(
+                f"{path}: reading Parquet needs pyarrow (pip install pyarrow, or the [axolotl] extra)"
+            ) from None
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
             yield from batch.to_pylist()

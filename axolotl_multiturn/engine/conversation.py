@@ -15,8 +15,12 @@ import orjson
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES = ("system", "user", "assistant", "tool")
 #: Fields only some roles may have (the schema's `false` subschemas), and those roles.
-ROLE_FIELDS = {"tool_calls": ("assistant",), "reasoning": ("assistant",), "reasoning_content": ("assistant",),
-               "tool_call_id": ("tool",)}
+ROLE_FIELDS = {
+    "tool_calls": ("assistant",),
+    "reasoning": ("assistant",),
+    "reasoning_content": ("assistant",),
+    "tool_call_id": ("tool",),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,8 @@ class Encoded:
         table = self.rendered.table
         text = np.isin(table[self.first, Column.KIND], _TEXT)
         assistant = np.array([m.role == "assistant" for m in self.messages] + [False])[
-            table[self.first, Column.MESSAGE]]
+            table[self.first, Column.MESSAGE]
+        ]
         return int((text & ~assistant).sum()), int((text & assistant).sum())
 
     def labels(self, span_trained: np.ndarray) -> np.ndarray:
@@ -73,23 +74,28 @@ class Encoded:
         return decisions.pop()
 
     def _describe_mixed(self, token: int) -> str:
-        spans = self.rendered.spans[self.first[token]: self.last[token] + 1]
+        spans = self.rendered.spans[self.first[token] : self.last[token] + 1]
         parts = []
         for span in spans:
-            owner = (f"message {span.message} ({self.messages[span.message].role}) {span.kind.name.lower()}"
-                     if span.kind is not Kind.TEMPLATE else "template text")
+            owner = (
+                f"message {span.message} ({self.messages[span.message].role}) {span.kind.name.lower()}"
+                if span.kind is not Kind.TEMPLATE
+                else "template text"
+            )
             parts.append(owner)
-        text = self.rendered.text[spans[0].start:spans[-1].end]
-        return (f"token {token} (id {int(self.input_ids[token])}) merges {' and '.join(parts)}, which this "
-                f"masking mode labels differently (near {text[-60:]!r}); no exact label exists for it")
+        text = self.rendered.text[spans[0].start : spans[-1].end]
+        return (
+            f"token {token} (id {int(self.input_ids[token])}) merges {' and '.join(parts)}, which this "
+            f"masking mode labels differently (near {text[-60:]!r}); no exact label exists for it"
+        )
 
 
-def span_trained(rendered: Rendered, messages: Sequence[Message], mode: Mode,
-                 last_turn_only: bool = False, reasoning: bool = True) -> np.ndarray:
+def span_trained(
+    rendered: Rendered, messages: Sequence[Message], mode: Mode, last_turn_only: bool = False, reasoning: bool = True
+) -> np.ndarray:
     """One bool per span: a message's spans (an assistant's whole generation) follow its decision,
     template spans the mode; with `reasoning` False a trace stays masked inside a trained generation."""
-    per_message = np.array([*message_trained(messages, mode, last_turn_only), POLICIES[mode].template],
-                           dtype=bool)
+    per_message = np.array([*message_trained(messages, mode, last_turn_only), POLICIES[mode].template], dtype=bool)
     # template text is message -1: the mode's decision
     trained = per_message[rendered.table[:, Column.MESSAGE]]
     if not reasoning:
@@ -127,7 +133,9 @@ def _straddled(offsets: np.ndarray, positions: np.ndarray) -> list[int]:
     if not len(positions) or not len(offsets):
         return []
     token = np.searchsorted(offsets[:, 0], positions, side="right") - 1
-    inside = (token >= 0) & (offsets[np.maximum(token, 0), 0] < positions) & (positions < offsets[np.maximum(token, 0), 1])
+    inside = (
+        (token >= 0) & (offsets[np.maximum(token, 0), 0] < positions) & (positions < offsets[np.maximum(token, 0), 1])
+    )
     return positions[inside].tolist()
 
 
@@ -152,12 +160,17 @@ class Encoder:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, renderer: ChatRenderer, literal_content: bool = True):
         if not tokenizer.is_fast:
-            raise ValueError("axolotl_multiturn needs a fast (Rust `tokenizers`) tokenizer: exact labels "
-                             "come from its character offsets")
+            raise ValueError(
+                "axolotl_multiturn needs a fast (Rust `tokenizers`) tokenizer: exact labels "
+                "come from its character offsets"
+            )
         self.tokenizer = tokenizer
         self.renderer = renderer
-        specials = sorted({t.content for t in tokenizer.added_tokens_decoder.values() if t.special and t.content},
-                          key=len, reverse=True)
+        specials = sorted(
+            {t.content for t in tokenizer.added_tokens_decoder.values() if t.special and t.content},
+            key=len,
+            reverse=True,
+        )
         self.forgeable = re.compile("|".join(map(re.escape, specials))) if literal_content and specials else None
         self.backend = tokenizer.backend_tokenizer  # the Rust tokenizer itself (public API), shared
 
@@ -173,8 +186,11 @@ class Encoder:
         good = [(plan, r) for plan, r in zip(plans, rendered) if isinstance(r, Rendered)]
         items = [r for _, r in good]
         tokenized = self._tokenize(items)
-        cuts = {row: straddled for row, ((plan, item), (_, offsets)) in enumerate(zip(good, tokenized))
-                if (straddled := _straddled(offsets, _generation_starts(item, plan.conversation.messages)))}
+        cuts = {
+            row: straddled
+            for row, ((plan, item), (_, offsets)) in enumerate(zip(good, tokenized))
+            if (straddled := _straddled(offsets, _generation_starts(item, plan.conversation.messages)))
+        }
         if cuts:  # rare: a generation prompt that ends inside a token of the render (`<think>\n` + `\n`)
             for row, tokens in zip(cuts, self._tokenize([items[row] for row in cuts], list(cuts.values()))):
                 tokenized[row] = tokens
@@ -194,11 +210,15 @@ class Encoder:
         if self.forgeable is None:
             return []
         data = item.table[np.isin(item.table[:, Column.KIND], _DATA)]
-        return [m.span() for start, end in data[:, [Column.START, Column.END]].tolist()
-                for m in self.forgeable.finditer(item.text, start, end)]
+        return [
+            m.span()
+            for start, end in data[:, [Column.START, Column.END]].tolist()
+            for m in self.forgeable.finditer(item.text, start, end)
+        ]
 
-    def _tokenize(self, items: Sequence[Rendered], cuts: Sequence[Sequence[int]] = ()
-                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _tokenize(
+        self, items: Sequence[Rendered], cuts: Sequence[Sequence[int]] = ()
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids, offsets) per rendered conversation: one tokenizer call for the whole pieces, one more
         (special tokens split) for forged occurrences when there are any. A row is also cut at its
         `cuts` (generation starts), each side tokenized apart."""
@@ -226,23 +246,26 @@ class Encoder:
             backend.no_padding()
         try:
             for literal in (False, True):
-                chosen = [(row, start, end) for row, pieces in enumerate(rows) for start, end, lit in pieces
-                          if lit is literal]
+                chosen = [
+                    (row, start, end) for row, pieces in enumerate(rows) for start, end, lit in pieces if lit is literal
+                ]
                 if chosen:
                     backend.encode_special_tokens = literal
-                    encodings = backend.encode_batch([items[row].text[a:b] for row, a, b in chosen],
-                                                     add_special_tokens=False)
+                    encodings = backend.encode_batch(
+                        [items[row].text[a:b] for row, a, b in chosen], add_special_tokens=False
+                    )
                     for (row, start, _), encoding in zip(chosen, encodings):
                         n = len(encoding.ids)
-                        offsets = np.fromiter(chain.from_iterable(encoding.offsets), dtype=np.int64,
-                                              count=2 * n)
-                        results[row, start] = (np.array(encoding.ids, dtype=np.int64),
-                                               offsets.reshape(n, 2) + start)
+                        offsets = np.fromiter(chain.from_iterable(encoding.offsets), dtype=np.int64, count=2 * n)
+                        results[row, start] = (np.array(encoding.ids, dtype=np.int64), offsets.reshape(n, 2) + start)
         finally:
             backend.encode_special_tokens = split
         out = []
         for row, pieces in enumerate(rows):
             parts = [results[row, start] for start, _, _ in pieces]
-            out.append(parts[0] if len(parts) == 1 else
-                       (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
+            out.append(
+                parts[0]
+                if len(parts) == 1
+                else (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+            )
         return out

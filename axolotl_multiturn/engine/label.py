@@ -87,11 +87,13 @@ class Labeller:
         for window in fitted.windows:
             trained = message_trained(window.messages, mode, self.settings.last_turn_only)
             result = parity_rows(self.encoder.renderer, window.plan, trained, self.settings.parity)
-            no_parity, outside, untrained = (no_parity + len(result.no_parity), outside + result.outside,
-                                             untrained + result.untrained)
+            no_parity, outside, untrained = (
+                no_parity + len(result.no_parity),
+                outside + result.outside,
+                untrained + result.untrained,
+            )
             if result.conversations == [window.conversation]:
-                rows.append((window, labels if window is item else self.labels(window, mode), False,
-                             result.notes[0]))
+                rows.append((window, labels if window is item else self.labels(window, mode), False, result.notes[0]))
                 continue
             for k, (conversation, note) in enumerate(zip(result.conversations, result.notes)):
                 row = self.encode_one(conversation)
@@ -103,7 +105,17 @@ class Labeller:
         counts = (no_parity, outside, untrained)
         if not rows:  # nothing fits, or nothing left to train: the conversation gives no row
             return [Labelled(index, None, None, Status.DROPPED, lost, False, *counts, mode=mode)]
-        return [Labelled(index, row, row_labels, fitted.status, lost if k == 0 else 0, extra,
-                         *(counts if k == 0 else (0, 0, 0)), note, mode=mode)
-                for k, (row, row_labels, extra, note) in enumerate(rows)]
-
+        return [
+            Labelled(
+                index,
+                row,
+                row_labels,
+                fitted.status,
+                lost if k == 0 else 0,
+                extra,
+                *(counts if k == 0 else (0, 0, 0)),
+                note,
+                mode=mode,
+            )
+            for k, (row, row_labels, extra, note) in enumerate(rows)
+        ]

@@ -87,31 +87,48 @@ class AutoDecision:
     def describe(self) -> str:
         if self.hosted:
             return f"masking hosted_auto -> {self.mode.value} (N={self.conversations:,} conversations; {self.rule})"
-        return (f"masking auto -> {self.mode.value} (N={self.conversations:,} conversations, "
-                f"R={self.ratio:.3f} non-assistant/assistant content tokens; {self.rule}; decided from the "
-                "data, unlike the hosted train_on_inputs=auto, which is masking: hosted_auto)")
+        return (
+            f"masking auto -> {self.mode.value} (N={self.conversations:,} conversations, "
+            f"R={self.ratio:.3f} non-assistant/assistant content tokens; {self.rule}; decided from the "
+            "data, unlike the hosted train_on_inputs=auto, which is masking: hosted_auto)"
+        )
 
 
 def decide_hosted(conversations: int, weighted: bool) -> AutoDecision:
     """The hosted API's train_on_inputs="auto" for conversational data: inputs masked; but when any message
     has a weight the API sets train_on_inputs to true, so every token trains except weight-0 messages."""
     if weighted:
-        return AutoDecision(Mode.NONE, conversations, 0.0, "a message has a weight: the hosted API then sets "
-                            "train_on_inputs=true and masks only weight-0 messages", hosted=True)
-    return AutoDecision(Mode.INSTRUCTION, conversations, 0.0, "conversational data: the hosted API masks inputs",
-                        hosted=True)
+        return AutoDecision(
+            Mode.NONE,
+            conversations,
+            0.0,
+            "a message has a weight: the hosted API then sets train_on_inputs=true and masks only weight-0 messages",
+            hosted=True,
+        )
+    return AutoDecision(
+        Mode.INSTRUCTION, conversations, 0.0, "conversational data: the hosted API masks inputs", hosted=True
+    )
 
 
-def decide(conversations: int, non_assistant_tokens: int, assistant_tokens: int,
-           thresholds: AutoThresholds = AutoThresholds()) -> AutoDecision:
+def decide(
+    conversations: int, non_assistant_tokens: int, assistant_tokens: int, thresholds: AutoThresholds = AutoThresholds()
+) -> AutoDecision:
     """Choose boilerplate or instruction masking from the dataset's statistics."""
     ratio = non_assistant_tokens / assistant_tokens if assistant_tokens else float("inf")
     t = thresholds
     if ratio >= t.boilerplate_min_ratio:
         return AutoDecision(Mode.BOILERPLATE, conversations, ratio, f"R >= {t.boilerplate_min_ratio}")
     if conversations <= t.small_dataset_max_conversations and ratio >= t.small_dataset_min_ratio:
-        return AutoDecision(Mode.BOILERPLATE, conversations, ratio,
-                            f"N <= {t.small_dataset_max_conversations:,} and R >= {t.small_dataset_min_ratio}")
-    return AutoDecision(Mode.INSTRUCTION, conversations, ratio,
-                        f"R < {t.boilerplate_min_ratio} and not (N <= {t.small_dataset_max_conversations:,} "
-                        f"and R >= {t.small_dataset_min_ratio})")
+        return AutoDecision(
+            Mode.BOILERPLATE,
+            conversations,
+            ratio,
+            f"N <= {t.small_dataset_max_conversations:,} and R >= {t.small_dataset_min_ratio}",
+        )
+    return AutoDecision(
+        Mode.INSTRUCTION,
+        conversations,
+        ratio,
+        f"R < {t.boilerplate_min_ratio} and not (N <= {t.small_dataset_max_conversations:,} "
+        f"and R >= {t.small_dataset_min_ratio})",
+    )

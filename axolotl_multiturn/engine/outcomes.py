@@ -22,8 +22,9 @@ class Outcomes:
     dropped_rows: tuple[int, ...]  # source indices of dropped conversations
 
     @classmethod
-    def count(cls, sources: Sequence[int], statuses: Sequence[str], lost: Sequence[int],
-              extra: Sequence[bool]) -> Outcomes:
+    def count(
+        cls, sources: Sequence[int], statuses: Sequence[str], lost: Sequence[int], extra: Sequence[bool]
+    ) -> Outcomes:
         by_source: dict[int, str] = {}
         for source, status in zip(sources, statuses):
             by_source.setdefault(source, status)
@@ -31,9 +32,13 @@ class Outcomes:
         for status in by_source.values():
             by_status[status] = by_status.get(status, 0) + 1
         by_status.pop(Status.BLANK, None)
-        return cls(sum(by_status.values()), by_status,
-                   sum(1 for status, e in zip(statuses, extra) if status == Status.SPLIT and not e), sum(lost),
-                   tuple(sorted(s for s, status in by_source.items() if status == Status.DROPPED)))
+        return cls(
+            sum(by_status.values()),
+            by_status,
+            sum(1 for status, e in zip(statuses, extra) if status == Status.SPLIT and not e),
+            sum(lost),
+            tuple(sorted(s for s, status in by_source.items() if status == Status.DROPPED)),
+        )
 
     def lines(self, sequence_len: int, policy: str) -> list[str]:
         """What happened to conversations that did not go through whole, as log lines (none if all did)."""
@@ -42,12 +47,20 @@ class Outcomes:
         long = count.get(Status.SPLIT, 0) + count.get(Status.TRUNCATED, 0) + count.get(Status.DROPPED, 0)
         if long or self.lost:
             first = self.dropped_rows[:10]
-            lines.append(f"{long} of {self.conversations} conversations longer than sequence_len={sequence_len} "
-                         f"(overflow: {policy}): {count.get(Status.SPLIT, 0)} split into {self.windows} windows, "
-                         f"{count.get(Status.TRUNCATED, 0)} truncated, {count.get(Status.DROPPED, 0)} dropped"
-                         + (f" (rows {', '.join(map(str, first))}{', ...' if len(self.dropped_rows) > 10 else ''})"
-                            if first else "") + f"; assistant turns lost: {self.lost}")
+            lines.append(
+                f"{long} of {self.conversations} conversations longer than sequence_len={sequence_len} "
+                f"(overflow: {policy}): {count.get(Status.SPLIT, 0)} split into {self.windows} windows, "
+                f"{count.get(Status.TRUNCATED, 0)} truncated, {count.get(Status.DROPPED, 0)} dropped"
+                + (
+                    f" (rows {', '.join(map(str, first))}{', ...' if len(self.dropped_rows) > 10 else ''})"
+                    if first
+                    else ""
+                )
+                + f"; assistant turns lost: {self.lost}"
+            )
         if count.get(Status.SKIPPED):
-            lines.append(f"skipped {count[Status.SKIPPED]} of {self.conversations} rows that cannot be labelled "
-                         "exactly (on_unlabelable: skip; each is logged above with its row index)")
+            lines.append(
+                f"skipped {count[Status.SKIPPED]} of {self.conversations} rows that cannot be labelled "
+                "exactly (on_unlabelable: skip; each is logged above with its row index)"
+            )
         return lines

@@ -39,9 +39,12 @@ class LineKind(str, Enum):
 
 
 #: The top-level fields of each shape; any other key of a line is the user's own.
-FIELDS = {Shape.HOSTED: ("input", "preferred_output", "non_preferred_output"),
-          Shape.TRL: ("prompt", "chosen", "rejected", "tools"), Shape.TRL_IMPLICIT: ("chosen", "rejected", "tools"),
-          Shape.AXOLOTL: ("messages", "chosen", "rejected", "tools")}
+FIELDS = {
+    Shape.HOSTED: ("input", "preferred_output", "non_preferred_output"),
+    Shape.TRL: ("prompt", "chosen", "rejected", "tools"),
+    Shape.TRL_IMPLICIT: ("chosen", "rejected", "tools"),
+    Shape.AXOLOTL: ("messages", "chosen", "rejected", "tools"),
+}
 
 
 def shape_of(obj: Mapping[str, Any]) -> Shape | None:
@@ -112,38 +115,67 @@ def split(obj: Mapping[str, Any], shape: Shape) -> tuple[Pair | None, list[Probl
             return None, [Problem("MT401", "chosen and rejected must each be a list of messages", "")]
         prompt = chosen[:-1]
         if prompt != rejected[:-1]:
-            return None, [Problem("MT405", "without a prompt, chosen and rejected must be one conversation up to "
-                                           "their last message; they differ before it (give the shared start as "
-                                           "`prompt`)", "/rejected")]
+            return None, [
+                Problem(
+                    "MT405",
+                    "without a prompt, chosen and rejected must be one conversation up to "
+                    "their last message; they differ before it (give the shared start as "
+                    "`prompt`)",
+                    "/rejected",
+                )
+            ]
         outputs = (_one_assistant(chosen[-1], False), _one_assistant(rejected[-1], False))
     else:
         prompt = _at(obj, places.prompt)
-        outputs = tuple(_one_assistant(_at(obj, where.removesuffix("/0")), shape is not Shape.AXOLOTL)
-                        for where in (places.chosen, places.rejected))
+        outputs = tuple(
+            _one_assistant(_at(obj, where.removesuffix("/0")), shape is not Shape.AXOLOTL)
+            for where in (places.chosen, places.rejected)
+        )
     for output, where in zip(outputs, (places.chosen, places.rejected)):
         if output is None:
-            problems.append(Problem("MT401", "an output must be exactly one assistant message"
-                                    + (" (a list holding one)" if shape in (Shape.HOSTED, Shape.TRL) else ""),
-                                    where.removesuffix("/0")))
+            problems.append(
+                Problem(
+                    "MT401",
+                    "an output must be exactly one assistant message"
+                    + (" (a list holding one)" if shape in (Shape.HOSTED, Shape.TRL) else ""),
+                    where.removesuffix("/0"),
+                )
+            )
     if not isinstance(prompt, list) or not prompt or not all(isinstance(m, dict) for m in prompt):
         problems.append(Problem("MT102", "the prompt must be a non-empty list of messages", places.prompt))
     elif prompt[-1].get("role") == "assistant":
-        problems.append(Problem("MT402", "the prompt ends with an assistant message: the outputs answer a user "
-                                         "turn (or tool results)", f"{places.prompt}/{len(prompt) - 1}"))
+        problems.append(
+            Problem(
+                "MT402",
+                "the prompt ends with an assistant message: the outputs answer a user turn (or tool results)",
+                f"{places.prompt}/{len(prompt) - 1}",
+            )
+        )
     elif not any(m.get("role") == "user" for m in prompt):
         problems.append(Problem("MT403", "the prompt has no user message", places.prompt))
     if problems:
         return None, problems
-    pair = Pair(list(prompt), _at(obj, places.tools), outputs[0], outputs[1],
-                {k: v for k, v in obj.items() if k not in FIELDS[shape]})
+    pair = Pair(
+        list(prompt),
+        _at(obj, places.tools),
+        outputs[0],
+        outputs[1],
+        {k: v for k, v in obj.items() if k not in FIELDS[shape]},
+    )
     if pair.chosen == pair.rejected:
-        return pair, [Problem("MT404", "chosen and rejected are the same message: the pair teaches nothing",
-                              places.rejected)]
+        return pair, [
+            Problem("MT404", "chosen and rejected are the same message: the pair teaches nothing", places.rejected)
+        ]
     problems = _conversation_problems(pair, places)
     if not problems and not schemas.fast_validator(schemas.PREFERENCE).is_valid(obj):
         error = next(schemas.python_validator(schemas.PREFERENCE).iter_errors(obj))
-        problems.append(Problem("MT102", f"not a preference line by schemas/{schemas.PREFERENCE}: {error.message}",
-                                "".join(f"/{p}" for p in error.absolute_path)))
+        problems.append(
+            Problem(
+                "MT102",
+                f"not a preference line by schemas/{schemas.PREFERENCE}: {error.message}",
+                "".join(f"/{p}" for p in error.absolute_path),
+            )
+        )
     return pair, problems
 
 
@@ -152,8 +184,7 @@ def _conversation_problems(pair: Pair, places: Places) -> list[Problem]:
     found: dict[tuple[str, str], Problem] = {}
     n = len(pair.prompt)
     for output, where in ((pair.chosen, places.chosen), (pair.rejected, places.rejected)):
-        conversation = {"messages": [*pair.prompt, output], **({"tools": pair.tools} if pair.tools is not None
-                                                                else {})}
+        conversation = {"messages": [*pair.prompt, output], **({"tools": pair.tools} if pair.tools is not None else {})}
         for problem in check_conversation(conversation):
             pointer = _moved(problem.pointer, n, places.prompt, where, places.tools)
             if problem.code == "MT206" and pointer.startswith(where):
@@ -176,11 +207,14 @@ def to_shape(pair: Pair, shape: Shape) -> dict[str, Any]:
     """The pair written in `shape` (tools where that shape keeps them)."""
     tools = {"tools": pair.tools} if pair.tools is not None else {}
     if shape is Shape.HOSTED:
-        return {**pair.extra, "input": {"messages": pair.prompt, **tools}, "preferred_output": [pair.chosen],
-                "non_preferred_output": [pair.rejected]}
+        return {
+            **pair.extra,
+            "input": {"messages": pair.prompt, **tools},
+            "preferred_output": [pair.chosen],
+            "non_preferred_output": [pair.rejected],
+        }
     if shape is Shape.TRL:
         return {**pair.extra, "prompt": pair.prompt, "chosen": [pair.chosen], "rejected": [pair.rejected], **tools}
     if shape is Shape.TRL_IMPLICIT:
-        return {**pair.extra, "chosen": [*pair.prompt, pair.chosen], "rejected": [*pair.prompt, pair.rejected],
-                **tools}
+        return {**pair.extra, "chosen": [*pair.prompt, pair.chosen], "rejected": [*pair.prompt, pair.rejected], **tools}
     return {**pair.extra, "messages": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected, **tools}

@@ -34,12 +34,18 @@ from axolotl_multiturn.engine.texts import Segment, agreement, common_prefix, gl
 #: A special token named as a terminator of a turn or a call.
 _TERMINATOR = re.compile(r"end|eot|eom|stop|return|call\b|suffix", re.IGNORECASE)
 SKELETONS = 16384  # skeletons kept for the caches' misses
-_CONTENT_DEPENDENT = ("the chat template renders this conversation differently from its skeleton "
-                      "(template logic that depends on a text, not only on the conversation's structure)")
+_CONTENT_DEPENDENT = (
+    "the chat template renders this conversation differently from its skeleton "
+    "(template logic that depends on a text, not only on the conversation's structure)"
+)
 
 
-_LEAF_KIND = {Leaf.CONTENT: Kind.CONTENT, Leaf.REASONING: Kind.REASONING, Leaf.ARGUMENT: Kind.TOOL_CALL,
-              Leaf.ID: Kind.TOOL_CALL}
+_LEAF_KIND = {
+    Leaf.CONTENT: Kind.CONTENT,
+    Leaf.REASONING: Kind.REASONING,
+    Leaf.ARGUMENT: Kind.TOOL_CALL,
+    Leaf.ID: Kind.TOOL_CALL,
+}
 
 
 class Generation(NamedTuple):
@@ -84,8 +90,14 @@ def wants_string_arguments(template: str, kwargs: Mapping[str, Any]) -> bool:
     """Whether a template needs tool-call arguments as JSON strings: it fails on the transformers
     convention (objects) for a plain call and renders the string form (DeepSeek V3 concatenates them)."""
     call = ToolCall("call00001", "probe", {"x": "1"})  # nine characters: Mistral checks call id lengths
-    probe = Conversation((Message("user", "probe"), Message("assistant", None, tool_calls=(call,)),
-                          Message("tool", "probe", tool_call_id=call.id), Message("assistant", "probe")))
+    probe = Conversation(
+        (
+            Message("user", "probe"),
+            Message("assistant", None, tool_calls=(call,)),
+            Message("tool", "probe", tool_call_id=call.id),
+            Message("assistant", "probe"),
+        )
+    )
     for strings in (False, True):
         try:
             ChatRenderer(template, kwargs, string_arguments=strings).render_text(probe)
@@ -103,34 +115,55 @@ class ChatRenderer:
     the transformers convention (objects). `for_tokenizer` decides both once per template.
     """
 
-    def __init__(self, chat_template: str, template_kwargs: Mapping[str, Any],
-                 stop_strings: Sequence[str] = (), reasoning_field: str = "reasoning_content",
-                 string_arguments: bool = False, special_tokens: Sequence[str] = ()):
+    def __init__(
+        self,
+        chat_template: str,
+        template_kwargs: Mapping[str, Any],
+        stop_strings: Sequence[str] = (),
+        reasoning_field: str = "reasoning_content",
+        string_arguments: bool = False,
+        special_tokens: Sequence[str] = (),
+    ):
         self.chat_template = chat_template
         self.template_kwargs = dict(template_kwargs)
         self.stop_strings = tuple(dict.fromkeys(s for s in stop_strings if s))
         self._stops = re.compile("|".join(map(re.escape, self.stop_strings))) if self.stop_strings else None
         # What closes a turn or a call: the stop strings, and special tokens named as terminators
         # (`<|endofturn|>`, `<|eom|>`, `<|call|>`, `<|return|>`, `<|tools_suffix|>`, ...; not `<|START_...|>`)
-        self.terminators = tuple(dict.fromkeys([*self.stop_strings, *(t for t in special_tokens
-                                                                      if t and _TERMINATOR.search(t))]))
-        self._terminators = (re.compile("|".join(map(re.escape, sorted(self.terminators, key=len, reverse=True))))
-                             if self.terminators else None)
+        self.terminators = tuple(
+            dict.fromkeys([*self.stop_strings, *(t for t in special_tokens if t and _TERMINATOR.search(t))])
+        )
+        self._terminators = (
+            re.compile("|".join(map(re.escape, sorted(self.terminators, key=len, reverse=True))))
+            if self.terminators
+            else None
+        )
         self.reasoning_field = reasoning_field
         self.string_arguments = string_arguments
         self._init_caches()
 
     @classmethod
-    def for_tokenizer(cls, tokenizer: Any, template: str, stop_strings: Sequence[str] = (),
-                      template_kwargs: Mapping[str, Any] | None = None) -> ChatRenderer:
+    def for_tokenizer(
+        cls,
+        tokenizer: Any,
+        template: str,
+        stop_strings: Sequence[str] = (),
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> ChatRenderer:
         """A renderer for `template` as a model's tokenizer uses it: its special tokens as template
         variables, its eos and the template's known end-of-turn markers as stop strings, and the reasoning
         key and argument form the template wants."""
         kwargs = {**tokenizer.special_tokens_map, **(template_kwargs or {})}
         stops = [*stop_strings, tokenizer.eos_token, *(s for s in STOP_STRINGS if s in template)]
         specials = [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
-        return cls(template, kwargs, [s for s in stops if s], reasoning_field=reasoning_field(template),
-                   string_arguments=wants_string_arguments(template, kwargs), special_tokens=specials)
+        return cls(
+            template,
+            kwargs,
+            [s for s in stops if s],
+            reasoning_field=reasoning_field(template),
+            string_arguments=wants_string_arguments(template, kwargs),
+            special_tokens=specials,
+        )
 
     def _init_caches(self) -> None:
         self._layout = lru_cache(maxsize=8192)(self._build_layout)
@@ -154,12 +187,16 @@ class ChatRenderer:
     def template_message(self, message: Message) -> dict[str, Any]:
         """A message as the template reads it (keys only where the data has them: templates test
         `'tool_calls' in message`)."""
-        out: dict[str, Any] = {"role": message.role, "content": message.content if message.content is not None
-                               else ""}
+        out: dict[str, Any] = {"role": message.role, "content": message.content if message.content is not None else ""}
         if message.tool_calls:
-            out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
-                "name": c.name,
-                "arguments": c.written() if self.string_arguments else c.arguments}} for c in message.tool_calls]
+            out["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.written() if self.string_arguments else c.arguments},
+                }
+                for c in message.tool_calls
+            ]
         if message.tool_call_id is not None:
             out["tool_call_id"] = message.tool_call_id
         if message.reasoning is not None:
@@ -171,8 +208,13 @@ class ChatRenderer:
         chat = [self.template_message(m) for m in conversation.messages]
         tools = list(conversation.tools) if conversation.tools is not None else None
         try:
-            rendered, _ = render_jinja_template(conversations=[chat], tools=tools, chat_template=self.chat_template,
-                                                add_generation_prompt=generation_prompt, **self.template_kwargs)
+            rendered, _ = render_jinja_template(
+                conversations=[chat],
+                tools=tools,
+                chat_template=self.chat_template,
+                add_generation_prompt=generation_prompt,
+                **self.template_kwargs,
+            )
         except Exception as error:  # noqa: BLE001 - any failure inside the template is the template's answer
             raise TemplateRejected(f"the chat template rejects this conversation: {error}") from None
         return rendered[0]
@@ -212,7 +254,7 @@ class ChatRenderer:
         own = [s for s in slots if s.message == i]
         limit = min((s.start for s in own), default=len(text))
         previous = max((s.end for s in slots if s.message < i and s.start < limit), default=0)
-        prompt_tail = prompt[max((m.end() for m in SENTINEL_RE.finditer(prompt)), default=0):]
+        prompt_tail = prompt[max((m.end() for m in SENTINEL_RE.finditer(prompt)), default=0) :]
         start = previous + agreement(text[previous:limit], prompt_tail)
         search = max((s.end for s in own), default=start)
         bound = min((s.start for s in slots if s.message > i and s.start >= search), default=len(text))
@@ -259,9 +301,11 @@ class ChatRenderer:
         if own.startswith(prompt):
             return Turn(own[:end], None)
         earlier = max((m.end() for m in SENTINEL_RE.finditer(prompt)), default=0)
-        reason = ("its generation prompt differs from how the template renders the turn" if
-                  common_prefix(own, prompt) >= earlier else
-                  "the template renders the conversation before it differently at inference")
+        reason = (
+            "its generation prompt differs from how the template renders the turn"
+            if common_prefix(own, prompt) >= earlier
+            else "the template renders the conversation before it differently at inference"
+        )
         return Turn(own[:end], reason)
 
     def turns(self, plan: Plan, indices: Sequence[int]) -> dict[int, Turn]:
@@ -274,8 +318,11 @@ class ChatRenderer:
         context (string comparison of skeleton renders; no tokenization)."""
         self._remember(plan)
         text = self._skeleton_text(plan.key, count, False)
-        return frozenset(i for i, m in enumerate(plan.conversation.messages[:count])
-                         if m.role == "assistant" and text.startswith(self._turn(plan.key, i).target))
+        return frozenset(
+            i
+            for i, m in enumerate(plan.conversation.messages[:count])
+            if m.role == "assistant" and text.startswith(self._turn(plan.key, i).target)
+        )
 
     # --- layouts -------------------------------------------------------------------------------------
 
@@ -287,10 +334,10 @@ class ChatRenderer:
         if len(set(texts)) != len(texts):
             raise UnlabelableError("the chat template renders a text of the conversation more than once")
         messages = self._skeletons[key].conversation.messages[:count]
-        generations = {i: self._generation(key, text, slots, i) for i, m in enumerate(messages)
-                       if m.role == "assistant"}
-        cuts = sorted({0, len(text), *(p for s in slots for p in s[:2]),
-                       *(p for g in generations.values() for p in g)})
+        generations = {
+            i: self._generation(key, text, slots, i) for i, m in enumerate(messages) if m.role == "assistant"
+        }
+        cuts = sorted({0, len(text), *(p for s in slots for p in s[:2]), *(p for g in generations.values() for p in g)})
         segments: list[Segment] = []
         slot_at = {s.start: s for s in slots}
         for a, b in zip(cuts, cuts[1:]):
@@ -306,8 +353,11 @@ class ChatRenderer:
                 kind = Kind.TEMPLATE
             else:
                 generation = generations[owner]
-                kind = (Kind.CLOSING if a >= generation.closing
-                        else self._markup_kind(slots, kinds, owner, a, generation.start))
+                kind = (
+                    Kind.CLOSING
+                    if a >= generation.closing
+                    else self._markup_kind(slots, kinds, owner, a, generation.start)
+                )
             last = segments[-1] if segments else None
             if last is not None and last.leaf < 0 and (last.kind, last.message) == (kind, owner):
                 segments[-1] = segments[-1]._replace(text=segments[-1].text + text[a:b])
@@ -327,8 +377,7 @@ class ChatRenderer:
         """Template text inside a generation: tool-call markup when a call's slot follows it before any
         content or reasoning slot does, else other markup the model writes."""
         following = next((kinds[s.leaf] for s in slots if s.message == owner and s.start >= at), None)
-        preceding = next((kinds[s.leaf] for s in reversed(slots) if s.message == owner and start <= s.end <= at),
-                         None)
+        preceding = next((kinds[s.leaf] for s in reversed(slots) if s.message == owner and start <= s.end <= at), None)
         if following in (Leaf.ARGUMENT, Leaf.ID) or (following is None and preceding in (Leaf.ARGUMENT, Leaf.ID)):
             return Kind.TOOL_CALL
         return Kind.MARKUP
@@ -354,7 +403,8 @@ class ChatRenderer:
                 role = plan.conversation.messages[message].role
                 raise UnlabelableError(
                     f"the chat template changes the text of message {message} ({role}) beyond trimming or "
-                    "JSON-escaping it, or adds text that depends on it, so its tokens cannot be located")
+                    "JSON-escaping it, or adds text that depends on it, so its tokens cannot be located"
+                )
             starts.append(pos)
             pos = end
         if pos != len(text):
@@ -365,5 +415,3 @@ class ChatRenderer:
         if not filled.all():  # a text rendered empty (an empty argument) has no span
             table = table[filled]
         return Rendered(text, table, layout.dropped)
-
-

@@ -38,8 +38,7 @@ class Rows:
 
 def _freeze(conversation: Conversation, count: int, weights: Sequence[bool]) -> Conversation:
     """The first `count` messages with every decision written as a weight (a row's own decisions)."""
-    return conversation.replace([m._replace(weight=int(w))
-                                 for m, w in zip(conversation.messages[:count], weights)])
+    return conversation.replace([m._replace(weight=int(w)) for m, w in zip(conversation.messages[:count], weights)])
 
 
 def parity_rows(renderer: ChatRenderer, plan: Plan, trained: Sequence[bool], parity: Parity) -> Rows:
@@ -50,22 +49,37 @@ def parity_rows(renderer: ChatRenderer, plan: Plan, trained: Sequence[bool], par
     served = renderer.served(plan, len(messages))
     missing = [i for i in wanted if i not in served]
     no_parity = {i: turn.no_parity for i, turn in renderer.turns(plan, wanted).items() if turn.no_parity}
-    first = "; ".join(f"turn {i} has no row in its inference context ({reason}): trained as the template "
-                      "renders it" for i, reason in no_parity.items())
+    first = "; ".join(
+        f"turn {i} has no row in its inference context ({reason}): trained as the template renders it"
+        for i, reason in no_parity.items()
+    )
     if not missing:
         return Rows([conversation], no_parity, notes=[first])
     late = ", ".join(map(str, missing))
     if parity is Parity.OFF:
-        return Rows([conversation], no_parity, outside=len(missing), notes=[_join(
-            first, f"parity off: turns {late} trained outside their inference context")])
+        return Rows(
+            [conversation],
+            no_parity,
+            outside=len(missing),
+            notes=[_join(first, f"parity off: turns {late} trained outside their inference context")],
+        )
     assistant = [m.role == "assistant" for m in messages]
     if parity is Parity.LAST:
         last = wanted[-1]
         count = len(messages) if last in served else last + 1
         weights = [trained[i] and (not assistant[i] or i == last) for i in range(count)]
-        return Rows([_freeze(conversation, count, weights)], no_parity, untrained=len(wanted) - 1, notes=[_join(
-            first, f"parity last: only turn {last} trained; turns {late} are not trained in their inference "
-                   "context here")])
+        return Rows(
+            [_freeze(conversation, count, weights)],
+            no_parity,
+            untrained=len(wanted) - 1,
+            notes=[
+                _join(
+                    first,
+                    f"parity last: only turn {last} trained; turns {late} are not trained in their inference "
+                    "context here",
+                )
+            ],
+        )
     whole = [trained[i] and (not assistant[i] or i in served) for i in range(len(messages))]
     rows = [_freeze(conversation, len(messages), whole)] if any(whole) else []
     notes = [first] if rows else []
@@ -74,10 +88,15 @@ def parity_rows(renderer: ChatRenderer, plan: Plan, trained: Sequence[bool], par
         end = max(remaining)
         got = renderer.served(plan, end + 1) & remaining
         rows.append(_freeze(conversation, end + 1, [i in got for i in range(end + 1)]))
-        notes.append(_join(first if not notes else "", f"turn{'s' if len(got) > 1 else ''} "
-                           f"{', '.join(map(str, sorted(got)))} trained in a row of its own: the whole "
-                           "conversation renders it differently from its inference prompt (the template "
-                           "rewrites history, e.g. strips earlier thinking)"))
+        notes.append(
+            _join(
+                first if not notes else "",
+                f"turn{'s' if len(got) > 1 else ''} "
+                f"{', '.join(map(str, sorted(got)))} trained in a row of its own: the whole "
+                "conversation renders it differently from its inference prompt (the template "
+                "rewrites history, e.g. strips earlier thinking)",
+            )
+        )
         remaining -= got
     return Rows(rows, no_parity, notes=notes)
 

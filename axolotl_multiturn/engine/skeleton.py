@@ -140,10 +140,10 @@ def plan_of(conversation: Conversation, string_arguments: bool, known: Mapping[t
     key = (tuple(shape), tools)
     found = known.get(key)
     if found is None:
-        owners = tuple((leaf.message, answering[n]) if n in answering else (leaf.message,)
-                       for n, leaf in enumerate(leaves))
-        found = Skeleton(Conversation(tuple(skeleton), conversation.tools), owners,
-                         tuple(leaf.kind for leaf in leaves))
+        owners = tuple(
+            (leaf.message, answering[n]) if n in answering else (leaf.message,) for n, leaf in enumerate(leaves)
+        )
+        found = Skeleton(Conversation(tuple(skeleton), conversation.tools), owners, tuple(leaf.kind for leaf in leaves))
     return Plan(conversation, tuple(leaves), key, found)
 
 

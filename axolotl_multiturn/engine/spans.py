@@ -62,8 +62,9 @@ class Rendered:
 
     @property
     def spans(self) -> tuple[Span, ...]:
-        return tuple(Span(start, end, Kind(kind), message, bool(glue))
-                     for start, end, kind, message, glue in self.table.tolist())
+        return tuple(
+            Span(start, end, Kind(kind), message, bool(glue)) for start, end, kind, message, glue in self.table.tolist()
+        )
 
 
 class UnlabelableError(ValueError):

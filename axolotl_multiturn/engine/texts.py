@@ -49,8 +49,16 @@ def trim_variants(text: str, kind: Leaf) -> tuple[str, ...]:
     escaped = json.dumps(text, ensure_ascii=False)[1:-1]
     if kind is Leaf.ARGUMENT:  # as written, JSON-escaped, or as `repr` prints it inside an object
         return tuple(dict.fromkeys((text, escaped, repr(text)[1:-1])))
-    variants = (text, text.strip(), text.rstrip(), text.lstrip(), text.strip("\n"), text.lstrip("\n"),
-                text.rstrip("\n"), escaped)
+    variants = (
+        text,
+        text.strip(),
+        text.rstrip(),
+        text.lstrip(),
+        text.strip("\n"),
+        text.lstrip("\n"),
+        text.rstrip("\n"),
+        escaped,
+    )
     return tuple(dict.fromkeys(variants))
 
 
@@ -87,8 +95,15 @@ def glue(segments: Sequence[Segment]) -> tuple[tuple[tuple[int, ...], ...], np.n
         if lead + trail >= len(text) and (lead or trail):
             pieces = [(0, True)]
         else:
-            pieces = [(a, glue) for a, b, glue in ((0, lead, True), (lead, len(text) - trail, False),
-                                                   (len(text) - trail, len(text), True)) if b > a]
+            pieces = [
+                (a, glue)
+                for a, b, glue in (
+                    (0, lead, True),
+                    (lead, len(text) - trail, False),
+                    (len(text) - trail, len(text), True),
+                )
+                if b > a
+            ]
         starts.append(tuple(a for a, _ in pieces) if segment.leaf < 0 else (0,))
         static += [(segment.kind, segment.message, glue) for _, glue in pieces]
     return tuple(starts), np.array(static, dtype=np.int64).reshape(-1, 3)

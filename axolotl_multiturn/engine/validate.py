@@ -40,8 +40,9 @@ class InvalidConversation(ValueError):
 
     def __init__(self, problems: Sequence[Problem]):
         self.problems = tuple(problems)
-        super().__init__("; ".join(f"{p.code} {p.message}" + (f" at {p.pointer}" if p.pointer else "")
-                                   for p in self.problems))
+        super().__init__(
+            "; ".join(f"{p.code} {p.message}" + (f" at {p.pointer}" if p.pointer else "") for p in self.problems)
+        )
 
 
 def _content_problem(value: Any, where: str) -> Problem:
@@ -54,11 +55,17 @@ def _content_problem(value: Any, where: str) -> Problem:
         for k, part in enumerate(value):
             kind = part.get("type") if isinstance(part, dict) else None
             if kind in ("image_url", "image", "input_image", "file", "input_audio", "video"):
-                return Problem("MT109", f"{kind} content is not supported yet: only text parts "
-                                        "({\"type\": \"text\", \"text\": ...}) are", f"{where}/{k}")
+                return Problem(
+                    "MT109",
+                    f'{kind} content is not supported yet: only text parts ({{"type": "text", "text": ...}}) are',
+                    f"{where}/{k}",
+                )
             if kind != "text" or not isinstance(part.get("text"), str) or set(part) != {"type", "text"}:
-                return Problem("MT109", f"content part {k} is not a text part {{\"type\": \"text\", \"text\": "
-                                        f"\"...\"}}: got {_short(part)}", f"{where}/{k}")
+                return Problem(
+                    "MT109",
+                    f'content part {k} is not a text part {{"type": "text", "text": "..."}}: got {_short(part)}',
+                    f"{where}/{k}",
+                )
     return Problem("MT102", f"content must be a string or a list of text parts, got {_json_type(value)}", where)
 
 
@@ -68,8 +75,13 @@ def _schema_problem(error: Any, obj: Any) -> Problem:
     keyword = error.validator
     if keyword is None:  # a `false` subschema: a field this role may not have (the error names no key)
         message = _value_at(obj, path)
-        path.append(next(k for k in ROLE_FIELDS if k in message and message[k] == error.instance
-                         and message.get("role") not in ROLE_FIELDS[k]))
+        path.append(
+            next(
+                k
+                for k in ROLE_FIELDS
+                if k in message and message[k] == error.instance and message.get("role") not in ROLE_FIELDS[k]
+            )
+        )
     where = pointer(path)
     field = path[-1] if path else None
     value = error.instance
@@ -99,13 +111,15 @@ def _schema_problem(error: Any, obj: Any) -> Problem:
         allowed = list(error.schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed))
         noun = "tool call field" if inside_calls or field == "tool_calls" else "message field"
-        return Problem("MT112" if noun == "tool call field" else "MT107",
-                       f"unknown {noun} {', '.join(repr(e) for e in extra)}; allowed: {', '.join(allowed)}", where)
+        return Problem(
+            "MT112" if noun == "tool call field" else "MT107",
+            f"unknown {noun} {', '.join(repr(e) for e in extra)}; allowed: {', '.join(allowed)}",
+            where,
+        )
     if field == "role" and keyword == "enum":
         if isinstance(value, str) and value.lower() in ROLES:
             return Problem("MT104", f"role {value!r} must be lower case: {value.lower()!r}", where)
-        return Problem("MT103", f"unknown role {value!r}; expected 'system', 'user', 'assistant' or 'tool'",
-                       where)
+        return Problem("MT103", f"unknown role {value!r}; expected 'system', 'user', 'assistant' or 'tool'", where)
     if field == "content":
         return _content_problem(value, where)
     if field in ("reasoning", "reasoning_content") and keyword == "pattern":
@@ -113,16 +127,16 @@ def _schema_problem(error: Any, obj: Any) -> Problem:
     if field == "tool_calls" and keyword == "minItems":
         return Problem("MT110", "tool_calls is an empty list; leave it out when the turn calls nothing", where)
     if field == "arguments":
-        return Problem("MT111", f"arguments must be a JSON object or a string holding one, got "
-                                f"{_json_type(value)}", where)
+        return Problem(
+            "MT111", f"arguments must be a JSON object or a string holding one, got {_json_type(value)}", where
+        )
     if inside_calls:
         return Problem("MT112", f"malformed tool call: {field} {error.message}", where)
     if field == "weight":
         return Problem("MT106", f"weight must be 0 or 1, got {_short(value)}", where)
     if field == "messages" and keyword == "minItems":
         return Problem("MT108", "messages is empty", where)
-    return Problem("MT102", f"{field or 'line'} must be {_expected_type(error)}, got {_json_type(value)}",
-                   where)
+    return Problem("MT102", f"{field or 'line'} must be {_expected_type(error)}, got {_json_type(value)}", where)
 
 
 def _value_at(obj: Any, path: Sequence[Any]) -> Any:
@@ -145,8 +159,15 @@ def _article(word: str) -> str:
 
 
 def _json_type(value: Any) -> str:
-    for python_type, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-                              (list, "array"), (dict, "object"), (type(None), "null")):
+    for python_type, name in (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "number"),
+        (str, "string"),
+        (list, "array"),
+        (dict, "object"),
+        (type(None), "null"),
+    ):
         if isinstance(value, python_type):
             return name
     return type(value).__name__
@@ -176,8 +197,9 @@ def _letter(message: Mapping[str, Any]) -> str:
     return "c" if message["role"] == "assistant" and message.get("tool_calls") else message["role"][0]
 
 
-def structure_problems(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None,
-                       calls: bool = True) -> Iterator[Problem]:
+def structure_problems(
+    messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None, calls: bool = True
+) -> Iterator[Problem]:
     """Turn order, and with `calls` the tool-call pairing (which needs every call well formed)."""
     letters = "".join([m["role"][0] for m in messages])
     if not messages or (_GOOD_ORDER.fullmatch(letters) and "tool_calls" not in set().union(*messages)):
@@ -194,11 +216,15 @@ def _order_problems(messages: Sequence[Mapping[str, Any]], letters: str) -> Iter
     """Who may speak after whom; whether each call is answered is `_call_problems`' business."""
     roles = [m["role"] for m in messages]
     if letters[0] == "t":
-        yield Problem("MT209", "a tool message must answer an assistant turn's tool call; the conversation "
-                               "starts with one", "/messages/0/role")
+        yield Problem(
+            "MT209",
+            "a tool message must answer an assistant turn's tool call; the conversation starts with one",
+            "/messages/0/role",
+        )
     elif letters[0] not in "su":
-        yield Problem("MT201", f"first message is {roles[0]!r}; a conversation starts with "
-                               "'system' or 'user'", "/messages/0/role")
+        yield Problem(
+            "MT201", f"first message is {roles[0]!r}; a conversation starts with 'system' or 'user'", "/messages/0/role"
+        )
     previous = "s" if letters[0] == "t" else letters[0]  # a stray first tool result is reported once
     for i, letter in enumerate(letters[1:], start=1):
         where = f"/messages/{i}/role"
@@ -206,25 +232,41 @@ def _order_problems(messages: Sequence[Mapping[str, Any]], letters: str) -> Iter
             yield Problem("MT202", "a system message may only come first (and only once)", where)
             continue
         if letter == "t" and previous in "su":
-            yield Problem("MT209", f"tool message right after a {roles[i - 1]} message; tool results follow "
-                                   "the assistant turn that calls the tool", where)
+            yield Problem(
+                "MT209",
+                f"tool message right after a {roles[i - 1]} message; tool results follow "
+                "the assistant turn that calls the tool",
+                where,
+            )
         elif letter == "t" and previous == "a":
             yield Problem("MT205", "tool message after an assistant turn that calls no tool", where)
         elif letter in "ac" and previous in "as":
             after = "'assistant'" if previous == "a" else "the system message"
-            yield Problem("MT203", f"got 'assistant' after {after}, expected 'user' (after an optional system "
-                                   "message, user turns and assistant answers alternate)", where)
+            yield Problem(
+                "MT203",
+                f"got 'assistant' after {after}, expected 'user' (after an optional system "
+                "message, user turns and assistant answers alternate)",
+                where,
+            )
         elif letter == "u" and previous == "u":
-            yield Problem("MT203", "got 'user' after 'user', expected 'assistant' (after an optional system "
-                                   "message, user turns and assistant answers alternate)", where)
+            yield Problem(
+                "MT203",
+                "got 'user' after 'user', expected 'assistant' (after an optional system "
+                "message, user turns and assistant answers alternate)",
+                where,
+            )
         elif letter == "u" and previous == "t":
-            yield Problem("MT203", "got 'user' after tool results, expected 'assistant': the assistant "
-                                   "answers the tool results first", where)
+            yield Problem(
+                "MT203",
+                "got 'user' after tool results, expected 'assistant': the assistant answers the tool results first",
+                where,
+            )
         previous = letter
 
 
-def _call_problems(messages: Sequence[Mapping[str, Any]],
-                   tools: Sequence[Mapping[str, Any]] | None) -> Iterator[Problem]:
+def _call_problems(
+    messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None
+) -> Iterator[Problem]:
     """Each call answered by one tool message of its turn; ids unique; arguments objects; names offered."""
     offered = {t["function"]["name"] for t in tools} if tools is not None else None
     seen: set[str] = set()
@@ -233,8 +275,11 @@ def _call_problems(messages: Sequence[Mapping[str, Any]],
 
     def unanswered() -> Iterator[Problem]:
         for call_id, index in pending.items():
-            yield Problem("MT206", f"tool call {call_id!r} has no tool message answering it", _call_pointer(
-                messages, index, call_id))
+            yield Problem(
+                "MT206",
+                f"tool call {call_id!r} has no tool message answering it",
+                _call_pointer(messages, index, call_id),
+            )
         pending.clear()
 
     for i, message in enumerate(messages):
@@ -244,25 +289,31 @@ def _call_problems(messages: Sequence[Mapping[str, Any]],
             if call_id in pending:
                 del pending[call_id]
             elif call_id is not None and opener == "c":  # other openers are `_order_problems`' findings
-                yield Problem("MT205", f"tool_call_id {call_id!r} answers no call of the preceding assistant "
-                                       "turn", f"/messages/{i}/tool_call_id")
+                yield Problem(
+                    "MT205",
+                    f"tool_call_id {call_id!r} answers no call of the preceding assistant turn",
+                    f"/messages/{i}/tool_call_id",
+                )
             continue
         yield from unanswered()
         opener = _letter(message)
         for k, call in enumerate(message.get("tool_calls") or ()):
             where = f"/messages/{i}/tool_calls/{k}"
             if call["id"] in seen:
-                yield Problem("MT207", f"duplicate tool call id {call['id']!r} in this conversation",
-                              f"{where}/id")
+                yield Problem("MT207", f"duplicate tool call id {call['id']!r} in this conversation", f"{where}/id")
             seen.add(call["id"])
             pending[call["id"]] = i
             name = call["function"]["name"]
             if offered is not None and name not in offered:
-                yield Problem("MT208", f"calls {name!r}, which is not among the tools offered "
-                                       f"({', '.join(sorted(offered)) or 'none'})", f"{where}/function/name")
+                yield Problem(
+                    "MT208",
+                    f"calls {name!r}, which is not among the tools offered ({', '.join(sorted(offered)) or 'none'})",
+                    f"{where}/function/name",
+                )
             if arguments_object(call["function"]["arguments"]) is None:
-                yield Problem("MT111", "arguments is not a JSON object (nor a string holding one)",
-                              f"{where}/function/arguments")
+                yield Problem(
+                    "MT111", "arguments is not a JSON object (nor a string holding one)", f"{where}/function/arguments"
+                )
     yield from unanswered()
 
 
@@ -286,13 +337,29 @@ def check_conversation(obj: Any) -> list[Problem]:
 
 
 def _message(raw: Mapping[str, Any]) -> Message:
-    calls = tuple(ToolCall(c["id"], c["function"]["name"], arguments_object(c["function"]["arguments"]) or {},
-                           c["function"]["arguments"] if isinstance(c["function"]["arguments"], str) else None)
-                  for c in raw["tool_calls"]) if raw.get("tool_calls") else ()
+    calls = (
+        tuple(
+            ToolCall(
+                c["id"],
+                c["function"]["name"],
+                arguments_object(c["function"]["arguments"]) or {},
+                c["function"]["arguments"] if isinstance(c["function"]["arguments"], str) else None,
+            )
+            for c in raw["tool_calls"]
+        )
+        if raw.get("tool_calls")
+        else ()
+    )
     content = raw.get("content")  # list parts are joined with newlines (as vLLM does for string templates)
     text = "\n".join(part["text"] for part in content) if isinstance(content, list) else content
-    return Message(raw["role"], text, raw.get("weight"), calls, raw.get("tool_call_id"),
-                   raw.get("reasoning_content", raw.get("reasoning")))
+    return Message(
+        raw["role"],
+        text,
+        raw.get("weight"),
+        calls,
+        raw.get("tool_call_id"),
+        raw.get("reasoning_content", raw.get("reasoning")),
+    )
 
 
 def parse_conversation(obj: Mapping[str, Any]) -> Conversation:

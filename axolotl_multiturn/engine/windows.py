@@ -1,8 +1,9 @@
 """Conversations longer than `sequence_len`: split at turn boundaries, truncate, drop, or stop.
 
 A conversation is an optional system message and *units*: a user turn and everything answering it
-(assistant turns, tool calls and their results), or a final lone user turn. A window is the system message, some units as masked context, then the units it
-trains. Every window is itself a conversation rendered with the chat template, so its tokens are exact.
+(assistant turns, tool calls and their results), or a final lone user turn. A window is the system message,
+some units as masked context, then the units it trains. Every window is itself a conversation rendered with
+the chat template, so its tokens are exact.
 
 Inside a window every message gets an explicit weight frozen from the whole conversation's decisions
 (context and a repeated system message 0), so `last_turn_only` and per-message weights mean the same in a
@@ -70,8 +71,10 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
     trainable = [any(trained[i] for i in unit) for unit in units]
     answers = [sum(1 for i in unit if trained[i] and messages[i].role == "assistant") for unit in units]  # per unit
     if policy is Overflow.ERROR:
-        raise TooLong(f"{len(item.input_ids)} tokens, more than sequence_len={limit}; set multiturn.overflow "
-                      "to split (or truncate, or drop)")
+        raise TooLong(
+            f"{len(item.input_ids)} tokens, more than sequence_len={limit}; set multiturn.overflow "
+            "to split (or truncate, or drop)"
+        )
     if policy is Overflow.DROP:
         return Fitted([], Status.DROPPED, sum(answers))
 
@@ -82,8 +85,7 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
         if key not in cache:
             chosen = [messages[i]._replace(weight=int(first and trained[i])) for i in head]
             for k in range(context, end):
-                chosen += [messages[i]._replace(weight=int(k >= start and trained[i]))
-                           for i in units[k]]
+                chosen += [messages[i]._replace(weight=int(k >= start and trained[i])) for i in units[k]]
             cache[key] = encode(item.conversation.replace(chosen))
         return cache[key]
 
@@ -109,8 +111,9 @@ def fit(item: Encoded, trained: Sequence[bool], limit: int, policy: Overflow, en
             lost += answers[start]
             start += 1
             continue
-        end = _last_fitting(start + 1, len(units), lambda e: fits(start, start, e, first))
-        context = start - _last_fitting(0, start, lambda n: fits(start - n, start, end, first))
+        # the probes run now, inside this iteration: binding the loop's values is only for the reader
+        end = _last_fitting(start + 1, len(units), lambda e, s=start, f=first: fits(s, s, e, f))
+        context = start - _last_fitting(0, start, lambda n, s=start, e=end, f=first: fits(s - n, s, e, f))
         windows.append(window(context, start, end, first))
         start = end
     return Fitted(windows, Status.SPLIT, lost)

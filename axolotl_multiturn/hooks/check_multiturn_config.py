@@ -34,8 +34,12 @@ def problems(cfg: Any) -> list[str]:
     """Every mistake in one parsed config, as `where: what; fix` strings."""
     if not isinstance(cfg, dict):
         return []
-    ours = [(f"{section}[{i}]", entry) for section in SECTIONS for i, entry in enumerate(cfg.get(section) or [])
-            if isinstance(entry, dict) and entry.get("type") == DATASET_TYPE]
+    ours = [
+        (f"{section}[{i}]", entry)
+        for section in SECTIONS
+        for i, entry in enumerate(cfg.get(section) or [])
+        if isinstance(entry, dict) and entry.get("type") == DATASET_TYPE
+    ]
     if PLUGIN not in (cfg.get("plugins") or []) and not ours and "multiturn" not in cfg:
         return []
     found = []

@@ -68,42 +68,67 @@ class LineChecker:
     def check(self, number: int, raw: bytes) -> list[Finding]:
         """Every finding of one line (with its line ending), in column order."""
         if self.compat is not None and self.compat.exclusive:
-            return [self.finding(number, code, message, pointer, column or _nearest_column(raw, pointer))
-                    for code, message, pointer, column in self.compat.raw_line(raw)]
+            return [
+                self.finding(number, code, message, pointer, column or _nearest_column(raw, pointer))
+                for code, message, pointer, column in self.compat.raw_line(raw)
+            ]
         try:
             obj = orjson.loads(raw)  # JSON whitespace includes the line ending, CR too
         except orjson.JSONDecodeError as error:
             return [self._unparsable(number, raw.rstrip(b"\n").removesuffix(b"\r"), error)]
         if not isinstance(obj, dict):
-            return [self.finding(number, "MT003", "expected a JSON object with a 'messages' list, got "
-                                                  f"{type(obj).__name__ if obj is not None else 'null'}", column=1)]
+            return [
+                self.finding(
+                    number,
+                    "MT003",
+                    "expected a JSON object with a 'messages' list, got "
+                    f"{type(obj).__name__ if obj is not None else 'null'}",
+                    column=1,
+                )
+            ]
         try:
             written = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # orjson reads 1,024 levels of nesting but writes at most MAX_DEPTH
-            return [self.finding(number, "MT007", f"JSON nested deeper than {MAX_DEPTH} levels, the most this "
-                                                  "linter checks (and the most orjson writes back); flatten the "
-                                                  "value or keep it out of the dataset", column=_too_deep(raw))]
+            return [
+                self.finding(
+                    number,
+                    "MT007",
+                    f"JSON nested deeper than {MAX_DEPTH} levels, the most this "
+                    "linter checks (and the most orjson writes back); flatten the "
+                    "value or keep it out of the dataset",
+                    column=_too_deep(raw),
+                )
+            ]
         escapes = _UNICODE_ESCAPE.search(raw) is not None
         if _may_repeat_a_key(raw, obj, written, escapes):
             duplicates = list(_duplicate_keys(raw))
             if duplicates:
-                return [self.finding(number, "MT006", f"key {key!r} appears twice in one object; a loader keeps "
-                                                      "one of them silently", pointer, column)
-                        for key, pointer, column in duplicates]
+                return [
+                    self.finding(
+                        number,
+                        "MT006",
+                        f"key {key!r} appears twice in one object; a loader keeps one of them silently",
+                        pointer,
+                        column,
+                    )
+                    for key, pointer, column in duplicates
+                ]
         if self.compat is None:
             return self._ours(number, raw, obj, written, escapes)
-        theirs = [self.finding(number, code, message, pointer, _nearest_column(raw, pointer))
-                  for code, message, pointer in self.compat.line(obj)]
+        theirs = [
+            self.finding(number, code, message, pointer, _nearest_column(raw, pointer))
+            for code, message, pointer in self.compat.line(obj)
+        ]
         return sorted(self._ours(number, raw, obj, written, escapes) + theirs, key=lambda f: f.column or 0)
 
-    def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes,
-              escapes: bool) -> list[Finding]:
+    def _ours(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes, escapes: bool) -> list[Finding]:
         shape = shape_of(obj)
         mixed = self.kind(number, LineKind.PREFERENCE if shape else LineKind.CONVERSATION)
         if shape is not None:
             _, problems = split(obj, shape)
-            return mixed + [self.finding(number, p.code, p.message, p.pointer, _nearest_column(raw, p.pointer))
-                            for p in problems]
+            return mixed + [
+                self.finding(number, p.code, p.message, p.pointer, _nearest_column(raw, p.pointer)) for p in problems
+            ]
         return mixed + self._conversation(number, raw, obj, written, escapes)
 
     def kind(self, number: int, kind: LineKind) -> list[Finding]:
@@ -116,11 +141,19 @@ class LineChecker:
             self._kind, self._first = kind, number
         if kind == self._kind:
             return []
-        return [self.finding(number, "MT406", f"a {kind.value} line in a file of {self._kind.value} lines (line "
-                                              f"{self._first}): keep each kind in a file of its own", column=1)]
+        return [
+            self.finding(
+                number,
+                "MT406",
+                f"a {kind.value} line in a file of {self._kind.value} lines (line "
+                f"{self._first}): keep each kind in a file of its own",
+                column=1,
+            )
+        ]
 
-    def _conversation(self, number: int, raw: bytes, obj: dict[str, Any], written: bytes,
-                      escapes: bool) -> list[Finding]:
+    def _conversation(
+        self, number: int, raw: bytes, obj: dict[str, Any], written: bytes, escapes: bool
+    ) -> list[Finding]:
         problems = check_conversation(obj)
         findings = [self.finding(number, p.code, p.message, p.pointer, _column(raw, p.pointer)) for p in problems]
         messages = obj.get("messages")
@@ -137,20 +170,28 @@ class LineChecker:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as bad:
-            column = len(raw[:bad.start].decode("utf-8", "replace")) + 1
-            return self.finding(number, "MT001", f"invalid UTF-8 byte {raw[bad.start]:#04x}; save the file "
-                                                 "as UTF-8", column=column)
+            column = len(raw[: bad.start].decode("utf-8", "replace")) + 1
+            return self.finding(
+                number, "MT001", f"invalid UTF-8 byte {raw[bad.start]:#04x}; save the file as UTF-8", column=column
+            )
         if "\r" in text:
-            return self.finding(number, "MT002", "the file ends lines with a bare carriage return (CR, classic "
-                                                 "Mac line endings); save it with LF or CRLF line endings",
-                                column=text.index("\r") + 1)
+            return self.finding(
+                number,
+                "MT002",
+                "the file ends lines with a bare carriage return (CR, classic "
+                "Mac line endings); save it with LF or CRLF line endings",
+                column=text.index("\r") + 1,
+            )
         if text.startswith("\ufeff"):
-            return self.finding(number, "MT002", "invalid JSON: the line starts with a byte order mark; save the "
-                                                 "file as UTF-8 without BOM", column=1)
+            return self.finding(
+                number,
+                "MT002",
+                "invalid JSON: the line starts with a byte order mark; save the file as UTF-8 without BOM",
+                column=1,
+            )
         return self.finding(number, "MT002", _json_message(error, text), column=_char_column(error, text))
 
-    def _warnings(self, number: int, raw: bytes, messages: list[dict[str, Any]],
-                  escapes: bool) -> list[Finding]:
+    def _warnings(self, number: int, raw: bytes, messages: list[dict[str, Any]], escapes: bool) -> list[Finding]:
         findings = []
         # Look message by message only when the line may hold one: JSON writes these strings as they are,
         # unless it escapes characters (then always look).
@@ -162,8 +203,15 @@ class LineChecker:
         if last in ("user", "tool") and len(messages) > 1:
             pointer = f"/messages/{len(messages) - 1}"
             what = "a user turn" if last == "user" else "tool results"
-            findings.append(self.finding(number, "MT301", f"the conversation ends with {what} that nothing "
-                                                          "answers", pointer, _column(raw, pointer)))
+            findings.append(
+                self.finding(
+                    number,
+                    "MT301",
+                    f"the conversation ends with {what} that nothing answers",
+                    pointer,
+                    _column(raw, pointer),
+                )
+            )
         return findings
 
     def _control_strings(self, number: int, raw: bytes, messages: list[dict[str, Any]]) -> Iterator[Finding]:
@@ -173,18 +221,30 @@ class LineChecker:
                 if not match:
                     continue
                 pointer = f"/messages/{i}/{field}"
-                yield self.finding(number, "MT302", f"{message.get('role')} {field} contains the control "
-                                                    f"string {match.group()!r}, which a chat template may read "
-                                                    "as turn markup", pointer, _column(raw, pointer))
+                yield self.finding(
+                    number,
+                    "MT302",
+                    f"{message.get('role')} {field} contains the control "
+                    f"string {match.group()!r}, which a chat template may read "
+                    "as turn markup",
+                    pointer,
+                    _column(raw, pointer),
+                )
 
     def _nul(self, number: int, raw: bytes, messages: list[dict[str, Any]]) -> Iterator[Finding]:
         for i, message in enumerate(messages):
             for field in ("content", "reasoning_content", "reasoning"):
                 if isinstance(message.get(field), str) and "\x00" in message[field]:
                     pointer = f"/messages/{i}/{field}"
-                    yield self.finding(number, "MT305", f"{message.get('role')} {field} holds a NUL character "
-                                                        "(\\u0000); tokenizers and some loaders truncate or drop "
-                                                        "text at it", pointer, _column(raw, pointer))
+                    yield self.finding(
+                        number,
+                        "MT305",
+                        f"{message.get('role')} {field} holds a NUL character "
+                        "(\\u0000); tokenizers and some loaders truncate or drop "
+                        "text at it",
+                        pointer,
+                        _column(raw, pointer),
+                    )
 
     def duplicate(self, number: int, digest: bytes) -> list[Finding]:
         """MT303 when an earlier line holds the same conversation (`_digest`)."""
@@ -237,7 +297,7 @@ def _nearest_column(raw: bytes, pointer: str) -> int:
 
 def _char_column(error: orjson.JSONDecodeError, text: str) -> int:
     """orjson reports a byte offset into the line; findings count characters."""
-    return len(text.encode("utf-8")[:error.pos].decode("utf-8", "replace")) + 1
+    return len(text.encode("utf-8")[: error.pos].decode("utf-8", "replace")) + 1
 
 
 def _json_message(error: orjson.JSONDecodeError, text: str) -> str:
@@ -263,8 +323,11 @@ def _key_count(value: dict[str, Any] | list[Any]) -> int:
 def _digest(obj: dict[str, Any], written: bytes) -> bytes:
     """A conversation's identity: its messages as orjson writes them with sorted keys (`written` is the
     whole object so written; an object of messages alone is `{"messages":` + them + `}`)."""
-    messages = memoryview(written)[len(b'{"messages":'):-1] if len(obj) == 1 else orjson.dumps(
-        obj["messages"], option=orjson.OPT_SORT_KEYS)  # a view: no copy of the line
+    messages = (
+        memoryview(written)[len(b'{"messages":') : -1]
+        if len(obj) == 1
+        else orjson.dumps(obj["messages"], option=orjson.OPT_SORT_KEYS)
+    )  # a view: no copy of the line
     return hashlib.sha1(messages, usedforsecurity=False).digest()
 
 
@@ -303,16 +366,19 @@ def _duplicate_keys(raw: bytes) -> Iterator[tuple[str, str, int | None]]:
         if isinstance(node, _Pairs):
             start = (locate.column(text, pointer) or 1) - 1
             for key in node.duplicates:
-                found = [m.start() for m in re.finditer(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:",
-                                                        text[start:])]
+                found = [
+                    m.start()
+                    for m in re.finditer(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:", text[start:])
+                ]
                 yield key, pointer, start + found[1] + 1 if len(found) > 1 else None
         children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         stack.extend((f"{pointer}/{escape(k)}", v) for k, v in children)
 
 
 def empty_file(path: str) -> Finding:
-    return LineChecker(path).finding(1, "MT005", "the file holds no conversation (it is empty or only blank "
-                                                 "lines)", column=1)
+    return LineChecker(path).finding(
+        1, "MT005", "the file holds no conversation (it is empty or only blank lines)", column=1
+    )
 
 
 def check_lines(path: str, lines: Iterable[bytes], compat: str | None = None) -> Iterator[Finding]:

@@ -45,8 +45,11 @@ def _images(content: Any) -> list[str]:
     """The image URLs of a list content."""
     if not isinstance(content, list):
         return []
-    return [part.get("image_url", {}).get("url", "") if isinstance(part.get("image_url"), dict) else ""
-            for part in content if isinstance(part, dict) and part.get("type") == "image_url"]
+    return [
+        part.get("image_url", {}).get("url", "") if isinstance(part.get("image_url"), dict) else ""
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
 
 
 def _data_url_bytes(url: str) -> int:
@@ -82,12 +85,18 @@ class OpenAI(Profile):
             urls = _images(message.get("content"))
             images += len(urls)
             if urls and role != "user":
-                yield "OA104", f"images in the {role} message; only user messages may hold images", \
-                    f"/messages/{i}/content"
+                yield (
+                    "OA104",
+                    f"images in the {role} message; only user messages may hold images",
+                    f"/messages/{i}/content",
+                )
             for k, url in enumerate(urls):
                 if _data_url_bytes(url) > OPENAI_MAX_IMAGE_BYTES:
-                    yield "OA106", f"image {k} is {_data_url_bytes(url) / 2**20:.1f} MB; the limit is 10 MB", \
-                        f"/messages/{i}/content"
+                    yield (
+                        "OA106",
+                        f"image {k} is {_data_url_bytes(url) / 2**20:.1f} MB; the limit is 10 MB",
+                        f"/messages/{i}/content",
+                    )
         if images > OPENAI_MAX_IMAGES:
             yield "OA105", f"{images} images in one example; the limit is {OPENAI_MAX_IMAGES}", "/messages"
         self.with_images += images > 0

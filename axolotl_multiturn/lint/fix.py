@@ -65,8 +65,13 @@ def fix_object(obj: Any, changes: Counter[str]) -> Any:
                 if isinstance(parsed, dict):
                     function["arguments"] = parsed
                     changes["string arguments written as an object"] += 1
-    while len(messages) > 1 and isinstance(messages[-1], dict) and isinstance(messages[-1].get("content"), str) \
-            and not messages[-1]["content"].strip() and not messages[-1].get("tool_calls"):
+    while (
+        len(messages) > 1
+        and isinstance(messages[-1], dict)
+        and isinstance(messages[-1].get("content"), str)
+        and not messages[-1]["content"].strip()
+        and not messages[-1].get("tool_calls")
+    ):
         messages.pop()
         changes["whitespace-only message at the end removed"] += 1
     return obj

@@ -30,8 +30,12 @@ from axolotl_multiturn.lint.compat import Profile
 from axolotl_multiturn.pointers import escape
 
 #: The formats the 2.14.0 client knows: the fields that mark each, and the fields each also allows.
-FORMATS = {"general": ("text",), "conversation": ("messages",), "instruction": ("prompt", "completion"),
-           "preference": ("input", "preferred_output", "non_preferred_output")}
+FORMATS = {
+    "general": ("text",),
+    "conversation": ("messages",),
+    "instruction": ("prompt", "completion"),
+    "preference": ("input", "preferred_output", "non_preferred_output"),
+}
 EXTRA_FIELDS = {"conversation": ("tools",)}
 ROLES = ("system", "user", "assistant", "tool")
 MAX_BYTES = int(50.1 * 2**30)  # MAX_FILE_SIZE_GB = 50.1, NUM_BYTES_IN_GB = 2**30 (3.1.1 and 2.14.0)
@@ -74,12 +78,15 @@ class Hosted(Profile):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as bad:
-            yield ("HS111", f"invalid UTF-8 byte {raw[bad.start]:#04x}: the file is not UTF-8 (3.1.1, 2.14.0 "
-                            "`_check_utf8`)", "", offset + len(raw[:bad.start].decode("utf-8", "replace")) + 1)
+            yield (
+                "HS111",
+                f"invalid UTF-8 byte {raw[bad.start]:#04x}: the file is not UTF-8 (3.1.1, 2.14.0 `_check_utf8`)",
+                "",
+                offset + len(raw[: bad.start].decode("utf-8", "replace")) + 1,
+            )
             return
         if not text.strip():
-            yield ("HS114", "blank line: together 2.14.0 fails to parse it (3.1.1 skips it); remove it", "",
-                   offset + 1)
+            yield ("HS114", "blank line: together 2.14.0 fails to parse it (3.1.1 skips it); remove it", "", offset + 1)
             return
         self.examples += 1  # a non-blank line: the clients' sample count, whatever it holds
         try:
@@ -91,8 +98,7 @@ class Hosted(Profile):
             yield "HS112", "nested too deep for Python's json module (3.1.1, 2.14.0)", "", offset + 1
             return
         if not isinstance(obj, dict):
-            yield "HS113", f"each line must be a JSON object, got {type(obj).__name__} (3.1.1, 2.14.0)", "", \
-                offset + 1
+            yield "HS113", f"each line must be a JSON object, got {type(obj).__name__} (3.1.1, 2.14.0)", "", offset + 1
             return
         try:
             self._semantic(obj)
@@ -105,12 +111,18 @@ class Hosted(Profile):
         if len(found) > 1:
             raise Reject("HS107", f"fields of several formats on one line ({', '.join(found)}) (2.14.0)")
         if not found:
-            raise Reject("HS107", "no format the hosted API knows: messages; prompt and completion; text; input, "
-                                  "preferred_output and non_preferred_output (2.14.0)")
+            raise Reject(
+                "HS107",
+                "no format the hosted API knows: messages; prompt and completion; text; input, "
+                "preferred_output and non_preferred_output (2.14.0)",
+            )
         kind = found[0]
         for extra in (k for k in obj if k not in FORMATS[kind] + EXTRA_FIELDS.get(kind, ())):
-            raise Reject("HS101", f"field {extra!r} beside the {kind} format's fields (2.14.0: extra column)",
-                         f"/{escape(extra)}")
+            raise Reject(
+                "HS101",
+                f"field {extra!r} beside the {kind} format's fields (2.14.0: extra column)",
+                f"/{escape(extra)}",
+            )
         if kind == "conversation":
             _messages(obj["messages"], "/messages", require_assistant=True)
         elif kind == "preference":
@@ -121,8 +133,11 @@ class Hosted(Profile):
         if self.first_format is None:
             self.first_format = kind
         elif kind != self.first_format:
-            raise Reject("HS107", f"{kind} format after {self.first_format} lines: every line must share the "
-                                  "first line's format (2.14.0)")
+            raise Reject(
+                "HS107",
+                f"{kind} format after {self.first_format} lines: every line must share the "
+                "first line's format (2.14.0)",
+            )
 
     def end(self, path: str, size: int) -> Iterator[tuple[str, str, str]]:
         if path != "-" and not path.endswith(".jsonl"):
@@ -146,8 +161,9 @@ def _messages(messages: Any, where: str, require_assistant: bool) -> None:
         if "role" not in message:
             raise Reject("HS115", "a message without role (2.14.0)", at)
         if message["role"] != "assistant" and "content" not in message:
-            raise Reject("HS115", "a message without content; only an assistant message may have tool_calls "
-                                  "instead (2.14.0)", at)
+            raise Reject(
+                "HS115", "a message without content; only an assistant message may have tool_calls instead (2.14.0)", at
+            )
         if "content" not in message and "tool_calls" not in message:
             raise Reject("HS115", "an assistant message with neither content nor tool_calls (2.14.0)", at)
     for i, message in enumerate(messages):
@@ -166,8 +182,11 @@ def _messages(messages: Any, where: str, require_assistant: bool) -> None:
         if multimodal is None:
             multimodal = is_parts
         elif multimodal != is_parts:
-            raise Reject("HS103", "every content of a conversation is a string, or every one a list of parts, "
-                                  "not both (2.14.0)", f"{at}/content")
+            raise Reject(
+                "HS103",
+                "every content of a conversation is a string, or every one a list of parts, not both (2.14.0)",
+                f"{at}/content",
+            )
         images += count
     if images > MAX_IMAGES:
         raise Reject("HS118", f"{images} images in one example; at most {MAX_IMAGES} (2.14.0)", where)
@@ -180,8 +199,7 @@ def _content(content: Any, role: str, at: str) -> tuple[bool, int]:
     if isinstance(content, str):
         return False, 0
     if not isinstance(content, list):
-        raise Reject("HS103", f"content must be a string or a list of parts, got {type(content).__name__} "
-                              "(2.14.0)", at)
+        raise Reject("HS103", f"content must be a string or a list of parts, got {type(content).__name__} (2.14.0)", at)
     images = 0
     for k, part in enumerate(content):
         where = f"{at}/{k}"
@@ -219,12 +237,19 @@ def _preference(obj: dict[str, Any]) -> None:
         raise Reject("HS108", "input must be an object with a messages list (2.14.0)", "/input")
     _messages(source["messages"], "/input/messages", require_assistant=False)
     if source["messages"][-1]["role"] == "assistant":
-        raise Reject("HS108", "the input's last message is from the assistant; the outputs answer it (2.14.0)",
-                     f"/input/messages/{len(source['messages']) - 1}")
+        raise Reject(
+            "HS108",
+            "the input's last message is from the assistant; the outputs answer it (2.14.0)",
+            f"/input/messages/{len(source['messages']) - 1}",
+        )
     for field in ("preferred_output", "non_preferred_output"):
         value = obj[field]
-        if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict) \
-                or value[0].get("role") != "assistant":
+        if (
+            not isinstance(value, list)
+            or len(value) != 1
+            or not isinstance(value[0], dict)
+            or value[0].get("role") != "assistant"
+        ):
             raise Reject("HS108", f"{field} must be a list of exactly one assistant message (2.14.0)", f"/{field}")
         if "content" not in value[0] and "tool_calls" not in value[0]:
             raise Reject("HS108", f"{field}'s message needs content or tool_calls (2.14.0)", f"/{field}/0")

@@ -3,8 +3,9 @@ process, merged back in line order.
 
 Findings are the same as `checker.check_lines` gives, in the same order: a line's findings depend on that
 line alone, except "same conversation as line N" (MT303) and "a preference line in a file of conversation
-lines" (MT406), which the merge decides from each part's conversation digests and line kinds, in file order. Compatibility profiles count across lines, so `--compat` checks
-stay in one process; so do small files and standard input, where starting workers costs more than it saves.
+lines" (MT406), which the merge decides from each part's conversation digests and line kinds, in file
+order. Compatibility profiles count across lines, so `--compat` checks stay in one process; so do small
+files and standard input, where starting workers costs more than it saves.
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ PART_BYTES = 2 << 20  # a worker's share at a time: output streams, and memory s
 class _Part:
     """What a worker found in one byte range: findings and digests numbered from its first line."""
 
-    def __init__(self, findings: list[Finding], digests: list[tuple[int, bytes]], kinds: list[tuple[int, LineKind]],
-                 lines: int, empty: bool):
+    def __init__(
+        self,
+        findings: list[Finding],
+        digests: list[tuple[int, bytes]],
+        kinds: list[tuple[int, LineKind]],
+        lines: int,
+        empty: bool,
+    ):
         self.findings, self.digests, self.kinds, self.lines, self.empty = findings, digests, kinds, lines, empty
 
 
@@ -77,7 +84,8 @@ def check_file(path: str, compat: str | None = None, workers: int | None = None)
             by_line: dict[int, list[Finding]] = {}
             for finding in part.findings:
                 by_line.setdefault(finding.line + offset, []).append(
-                    dataclasses.replace(finding, line=finding.line + offset))
+                    dataclasses.replace(finding, line=finding.line + offset)
+                )
             for number, kind in part.kinds:
                 for finding in merger.kind(number + offset, kind):  # first on its line, as check_lines has it
                     by_line.setdefault(finding.line, []).insert(0, finding)

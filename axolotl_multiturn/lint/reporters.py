@@ -48,8 +48,10 @@ class Text(Reporter):
 
     def close(self) -> None:
         if self.codes:
-            self.out.write(f"Found {_plural(self.severities['error'], 'error')} and "
-                           f"{_plural(self.severities['warning'], 'warning')}.\n")
+            self.out.write(
+                f"Found {_plural(self.severities['error'], 'error')} and "
+                f"{_plural(self.severities['warning'], 'warning')}.\n"
+            )
         else:
             self.out.write("All checks passed!\n")
 
@@ -83,22 +85,40 @@ def sarif_uri(path: str) -> str:
 class Sarif(Reporter):
     def __init__(self, out: TextIO):
         super().__init__(out)
-        rules = [{"id": r.code, "shortDescription": {"text": r.summary},
-                  "defaultConfiguration": {"level": r.severity}} for r in RULES.values()]
-        head = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
-                "runs": [{"tool": {"driver": {"name": "check-chat-jsonl", "version": __version__, "rules": rules}},
-                          "results": []}]}
+        rules = [
+            {"id": r.code, "shortDescription": {"text": r.summary}, "defaultConfiguration": {"level": r.severity}}
+            for r in RULES.values()
+        ]
+        head = {
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {"driver": {"name": "check-chat-jsonl", "version": __version__, "rules": rules}},
+                    "results": [],
+                }
+            ],
+        }
         text = json.dumps(head, indent=1)
         cut = text.rindex('"results": []') + len('"results": [')
         self.tail = text[cut:]
         out.write(text[:cut])
 
     def write(self, f: Finding) -> None:
-        result = {"ruleId": f.code, "level": f.severity, "message": {"text": f.message},
-                  "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(f.path)},
-                                                      "region": {"startLine": f.line,
-                                                                 "startColumn": f.column or 1}}}],
-                  **({"properties": {"pointer": f.pointer}} if f.pointer else {})}
+        result = {
+            "ruleId": f.code,
+            "level": f.severity,
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": sarif_uri(f.path)},
+                        "region": {"startLine": f.line, "startColumn": f.column or 1},
+                    }
+                }
+            ],
+            **({"properties": {"pointer": f.pointer}} if f.pointer else {}),
+        }
         self.out.write(("\n" if sum(self.codes.values()) == 1 else ",\n") + json.dumps(result, ensure_ascii=False))
 
     def close(self) -> None:

@@ -38,10 +38,16 @@ class Budget:
     def findings(self, sequence_len: int | None) -> Iterator[Finding]:
         """MT306 for each conversation whose assistant turns `overflow: split` would lose."""
         for line, turns in self.lost.items():
-            yield Finding(self.path, line, 1, "MT306", RULES["MT306"].severity,
-                          f"{turns} assistant turn{'s' if turns > 1 else ''} longer than sequence_len="
-                          f"{sequence_len:,} even in a window of its own (with the turn it answers): overflow: "
-                          "split would leave it untrained; raise sequence_len, or shorten the turn")
+            yield Finding(
+                self.path,
+                line,
+                1,
+                "MT306",
+                RULES["MT306"].severity,
+                f"{turns} assistant turn{'s' if turns > 1 else ''} longer than sequence_len="
+                f"{sequence_len:,} even in a window of its own (with the turn it answers): overflow: "
+                "split would leave it untrained; raise sequence_len, or shorten the turn",
+            )
 
     def lines(self, sequence_len: int | None) -> list[str]:
         out = [f"token budget: {self.path}"]
@@ -49,20 +55,31 @@ class Budget:
             return [*out, "  no valid conversation to measure"]
         lengths = np.asarray(self.lengths)
         total = int(lengths.sum())
-        out.append(f"  {len(lengths):,} conversations, {total:,} tokens; length min {lengths.min():,}, median "
-                   f"{int(np.median(lengths)):,}, p95 {int(np.percentile(lengths, 95)):,}, max {lengths.max():,}"
-                   + (f" ({self.invalid:,} invalid lines not measured)" if self.invalid else ""))
+        out.append(
+            f"  {len(lengths):,} conversations, {total:,} tokens; length min {lengths.min():,}, median "
+            f"{int(np.median(lengths)):,}, p95 {int(np.percentile(lengths, 95)):,}, max {lengths.max():,}"
+            + (f" ({self.invalid:,} invalid lines not measured)" if self.invalid else "")
+        )
         if sequence_len:
             shown = ", ".join(map(str, self.long[:20])) + (", ..." if len(self.long) > 20 else "")
-            out.append(f"  {len(self.long):,} longer than sequence_len={sequence_len:,}"
-                       + (f" (lines {shown}); overflow: split would cut them into {self.windows:,} windows and "
-                          f"lose {sum(self.lost.values()):,} assistant turns (a turn that cannot fit alone)" if self.long
-                          else ""))
-        out.append("  trained tokens by masking mode: " + ", ".join(
-            f"{mode} {100 * self.trained[mode] / total:.1f}%" for mode in MODES))
+            out.append(
+                f"  {len(self.long):,} longer than sequence_len={sequence_len:,}"
+                + (
+                    f" (lines {shown}); overflow: split would cut them into {self.windows:,} windows and "
+                    f"lose {sum(self.lost.values()):,} assistant turns (a turn that cannot fit alone)"
+                    if self.long
+                    else ""
+                )
+            )
+        out.append(
+            "  trained tokens by masking mode: "
+            + ", ".join(f"{mode} {100 * self.trained[mode] / total:.1f}%" for mode in MODES)
+        )
         if self.unlabelable:
-            out.append(f"  {len(self.unlabelable):,} rows cannot be labelled exactly with this template, e.g. line "
-                       f"{self.unlabelable[0][0]}: {self.unlabelable[0][1]}")
+            out.append(
+                f"  {len(self.unlabelable):,} rows cannot be labelled exactly with this template, e.g. line "
+                f"{self.unlabelable[0][0]}: {self.unlabelable[0][1]}"
+            )
         return out
 
 
@@ -100,8 +117,11 @@ def measure(path: str, lines: Iterable[bytes], tokenizer_name: str, sequence_len
                 if isinstance(item, UnlabelableError):
                     raise item
                 trained = {mode: int((labeller.labels(item, Mode(mode)) != IGNORE_INDEX).sum()) for mode in MODES}
-                fitted = (labeller.fit(item, Mode.INSTRUCTION)
-                          if sequence_len and len(item.input_ids) > sequence_len else None)
+                fitted = (
+                    labeller.fit(item, Mode.INSTRUCTION)
+                    if sequence_len and len(item.input_ids) > sequence_len
+                    else None
+                )
             except UnlabelableError as error:
                 budget.unlabelable.append((line, str(error)))
                 continue
@@ -115,8 +135,9 @@ def measure(path: str, lines: Iterable[bytes], tokenizer_name: str, sequence_len
                     budget.lost[line] = fitted.lost
 
     batch: list[tuple[int, Conversation]] = []
-    for number, conversation in tqdm(_rows(lines), desc=f"token budget {path}", unit=" rows",
-                                     disable=not sys.stderr.isatty()):
+    for number, conversation in tqdm(
+        _rows(lines), desc=f"token budget {path}", unit=" rows", disable=not sys.stderr.isatty()
+    ):
         if conversation is None:
             budget.invalid += 1
             continue

@@ -31,15 +31,18 @@ class Result:
 
 
 def _rows(strategy: Any, raw: Any, indices: list[int]) -> list[tuple[list[int], list[int]]]:
-    return [(row.item.input_ids.tolist(), row.labels.tolist())
-            for row in strategy.labelled(raw.select(indices)[:], indices) if row.item is not None]
+    return [
+        (row.item.input_ids.tolist(), row.labels.tolist())
+        for row in strategy.labelled(raw.select(indices)[:], indices)
+        if row.item is not None
+    ]
 
 
 def _first_question(strategy: Any, raw: Any, index: int) -> tuple[list[dict], str]:
     """(the conversation through its first user turn, the assistant answer that follows)."""
     messages = strategy.conversations(raw.select([index])[:], [index])[0].messages
     first = next(i for i, m in enumerate(messages) if m.role == "user")
-    return [{"role": m.role, "content": m.content} for m in messages[:first + 1]], messages[first + 1].content or ""
+    return [{"role": m.role, "content": m.content} for m in messages[: first + 1]], messages[first + 1].content or ""
 
 
 def _loss(model: Any, rows: list[tuple[list[int], list[int]]]) -> float:
@@ -55,8 +58,15 @@ def _loss(model: Any, rows: list[tuple[list[int], list[int]]]) -> float:
     return total / count if count else math.nan
 
 
-def compare(config: str | Path, modes: list[str], steps: int = 30, held_out: int = 2, learning_rate: float = 1e-2,
-            train_rows: int = 4, console: Console | None = None) -> list[Result]:
+def compare(
+    config: str | Path,
+    modes: list[str],
+    steps: int = 30,
+    held_out: int = 2,
+    learning_rate: float = 1e-2,
+    train_rows: int = 4,
+    console: Console | None = None,
+) -> list[Result]:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -92,13 +102,25 @@ def compare(config: str | Path, modes: list[str], steps: int = 30, held_out: int
             text, ended = answer(model, tokenizer, context)
             exact += ended and text.removesuffix(tokenizer.eos_token).strip() == expected.strip()
         name = mode if mode == chosen.mode.value else f"{mode} ({chosen.mode.value})"
-        results.append(Result(name, sum(sum(1 for label in labels if label != IGNORE) for _, labels in rows),
-                              sum(len(ids) for ids, _ in rows), _loss(model, test_rows), exact, len(questions)))
-    table = Table("mode", "trained tokens", "held-out assistant loss", "held-out answers exact",
-                  title=f"{config}: masking modes side by side ({steps} steps each, full fine-tuning)")
+        results.append(
+            Result(
+                name,
+                sum(sum(1 for label in labels if label != IGNORE) for _, labels in rows),
+                sum(len(ids) for ids, _ in rows),
+                _loss(model, test_rows),
+                exact,
+                len(questions),
+            )
+        )
+    table = Table(
+        "mode",
+        "trained tokens",
+        "held-out assistant loss",
+        "held-out answers exact",
+        title=f"{config}: masking modes side by side ({steps} steps each, full fine-tuning)",
+    )
     for r in results:
-        table.add_row(r.mode, f"{r.trained_tokens:,} of {r.tokens:,}", f"{r.held_out_loss:.3f}",
-                      f"{r.exact}/{r.asked}")
+        table.add_row(r.mode, f"{r.trained_tokens:,} of {r.tokens:,}", f"{r.held_out_loss:.3f}", f"{r.exact}/{r.asked}")
     console.print(table)
     console.print("On a random tiny model this shows the mechanics, not which mode is better for a real model.")
     return results

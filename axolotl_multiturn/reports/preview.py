@@ -26,9 +26,11 @@ from axolotl_multiturn.reports.summary import Summary, percent
 TRAINED_STYLE = "bold black on green3"
 MASKED_STYLE = "grey50"
 #: Classes shown apart from plain text: trained, and (italic) masked.
-CLASS_STYLES = {"tool_call": ("bold black on orange1", "italic grey50"),
-                "tool_result": ("bold black on light_sky_blue1", "italic grey50"),
-                "reasoning": ("bold black on plum2", "grey50")}
+CLASS_STYLES = {
+    "tool_call": ("bold black on orange1", "italic grey50"),
+    "tool_result": ("bold black on light_sky_blue1", "italic grey50"),
+    "reasoning": ("bold black on plum2", "grey50"),
+}
 OPEN, CLOSE = "«", "»"  # marks trained text when the output is not a terminal
 
 
@@ -69,8 +71,15 @@ class Shown:
             if start > position:
                 out.append(Piece(text[position:start], False, -1, -1, "template"))
             if end > start:
-                out.append(Piece(text[start:end], label != IGNORE_INDEX, index, int(self.encoded.input_ids[index]),
-                                 self._class(index, spans)))
+                out.append(
+                    Piece(
+                        text[start:end],
+                        label != IGNORE_INDEX,
+                        index,
+                        int(self.encoded.input_ids[index]),
+                        self._class(index, spans),
+                    )
+                )
             position = max(position, end)
         if position < len(text):
             out.append(Piece(text[position:], False, -1, -1, "template"))
@@ -168,8 +177,14 @@ def summary_table(summary: Summary) -> Table:
     return table
 
 
-def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Path | None = None,
-            console: Console | None = None, max_chars: int | None = None) -> tuple[list[Shown], Summary]:
+def preview(
+    config: str | Path,
+    rows: int = 3,
+    dataset: int = 0,
+    html: str | Path | None = None,
+    console: Console | None = None,
+    max_chars: int | None = None,
+) -> tuple[list[Shown], Summary]:
     """Print the first rows of a config's dataset with trained text highlighted, and the dataset summary;
     optionally write the HTML report. Returns what it showed."""
     console = console or Console(highlight=False)
@@ -178,8 +193,11 @@ def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Pat
     summary = chat.summarize(strategy, raw)
     items = shown(wrapper, raw, rows)
     color = console.is_terminal
-    legend = ("trained text is highlighted (tool calls orange, tool results blue, reasoning violet)" if color
-              else f"trained text is {OPEN}between guillemets{CLOSE}")
+    legend = (
+        "trained text is highlighted (tool calls orange, tool results blue, reasoning violet)"
+        if color
+        else f"trained text is {OPEN}between guillemets{CLOSE}"
+    )
     console.print(f"masking: {strategy.mode.value}; {legend}")
     for index, item in enumerate(items):
         console.print(f"--- row {index} (conversation {item.source})")
@@ -191,7 +209,8 @@ def preview(config: str | Path, rows: int = 3, dataset: int = 0, html: str | Pat
         console.print(line, markup=False)
     console.print(summary_table(summary))
     if html:
-        Path(html).write_text(report_html.document(f"axolotl-multiturn preview: {config}", summary,
-                                                   items), encoding="utf-8")
+        Path(html).write_text(
+            report_html.document(f"axolotl-multiturn preview: {config}", summary, items), encoding="utf-8"
+        )
         console.print(f"wrote {html}")
     return items, summary

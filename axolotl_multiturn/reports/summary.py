@@ -60,20 +60,23 @@ class Summary:
     def metrics(self) -> dict[str, float]:
         """Trained shares as scalars for the trainer's reporting integrations."""
         prefix = f"multiturn/{Path(self.source).stem}"
-        out = {f"{prefix}/trained_share/{g}": counts[0] / counts[1]
-               for g, counts in self.by_role.items() if counts[1]}
+        out = {f"{prefix}/trained_share/{g}": counts[0] / counts[1] for g, counts in self.by_role.items() if counts[1]}
         out[f"{prefix}/trained_share/all"] = self.trained / max(self.tokens, 1)
         out[f"{prefix}/conversations"] = float(self.conversations)
         return out
 
     def lines(self) -> list[str]:
         """The summary as log lines."""
-        out = [f"{self.source}: {self.conversations:,} conversations, {self.tokens:,} tokens, "
-               f"{self.trained:,} trained ({percent(self.trained, self.tokens)}), masking {self.mode.value}"]
+        out = [
+            f"{self.source}: {self.conversations:,} conversations, {self.tokens:,} tokens, "
+            f"{self.trained:,} trained ({percent(self.trained, self.tokens)}), masking {self.mode.value}"
+        ]
         if self.decision:
             out.append(f"{self.source}: {self.decision.describe()}")
-        out.append(f"{self.source}: trained by role: " + ", ".join(
-            f"{g} {percent(*self.by_role[g])}" for g in GROUPS if self.by_role.get(g, [0, 0])[1]))
+        out.append(
+            f"{self.source}: trained by role: "
+            + ", ".join(f"{g} {percent(*self.by_role[g])}" for g in GROUPS if self.by_role.get(g, [0, 0])[1])
+        )
         if self.outcomes:
             out.extend(f"{self.source}: {line}" for line in self.outcomes.lines(self.sequence_len, self.overflow))
         calls = self.by_class.get("tool_call", [0, 0])[0]
@@ -89,29 +92,34 @@ class Summary:
     def from_json(cls, data: bytes) -> Summary:
         fields = orjson.loads(data)
         decision, outcomes = fields.pop("decision"), fields.pop("outcomes")
-        return cls(**{**fields, "mode": Mode(fields["mode"])},
-                   decision=(AutoDecision(**{**decision, "mode": Mode(decision["mode"])})
-                             if decision else None),
-                   outcomes=Outcomes(**{**outcomes, "dropped_rows": tuple(outcomes["dropped_rows"])})
-                   if outcomes else None)
+        return cls(
+            **{**fields, "mode": Mode(fields["mode"])},
+            decision=(AutoDecision(**{**decision, "mode": Mode(decision["mode"])}) if decision else None),
+            outcomes=Outcomes(**{**outcomes, "dropped_rows": tuple(outcomes["dropped_rows"])}) if outcomes else None,
+        )
 
     def parity_lines(self) -> list[str]:
         """What train/inference parity cost or left, if anything."""
         p = self.parity
         out = []
         if p.get("extra"):
-            out.append(f"parity: {p['affected']:,} conversations train some turns in rows of their own "
-                       f"(their template renders history differently): {p['extra']:,} rows added, "
-                       f"{self.extra_tokens:,} extra tokens")
+            out.append(
+                f"parity: {p['affected']:,} conversations train some turns in rows of their own "
+                f"(their template renders history differently): {p['extra']:,} rows added, "
+                f"{self.extra_tokens:,} extra tokens"
+            )
         if p.get("untrained"):
-            out.append(f"parity last: {p['untrained']:,} assistant turns left untrained in {p['affected']:,} "
-                       "conversations")
+            out.append(
+                f"parity last: {p['untrained']:,} assistant turns left untrained in {p['affected']:,} conversations"
+            )
         if p.get("outside"):
             out.append(f"parity off: {p['outside']:,} assistant turns trained outside their inference context")
         if p.get("no_parity"):
-            out.append(f"parity: {p['no_parity']:,} assistant turns have no row in their inference context "
-                       "(the template's generation prompt or history differs from its render); trained as "
-                       "the template renders them")
+            out.append(
+                f"parity: {p['no_parity']:,} assistant turns have no row in their inference context "
+                "(the template's generation prompt or history differs from its render); trained as "
+                "the template renders them"
+            )
         return out
 
 
@@ -144,36 +152,51 @@ def count_rows(items: Sequence[Any]) -> np.ndarray:
     return np.bincount(flat, minlength=len(items) * width).reshape(len(items), len(CATEGORIES), 2)
 
 
-def from_columns(columns: Mapping[Col, np.ndarray], source: str, mode: Mode, decision: AutoDecision | None,
-                 sequence_len: int, overflow: Overflow) -> Summary:
+def from_columns(
+    columns: Mapping[Col, np.ndarray],
+    source: str,
+    mode: Mode,
+    decision: AutoDecision | None,
+    sequence_len: int,
+    overflow: Overflow,
+) -> Summary:
     """The summary of dataset `source` labelled by `mode` from the bookkeeping columns preprocessing wrote
     (`vocabulary.STATS` and `Col.COUNTS`, one row per training row and per conversation that gave none):
     no tokenizing."""
     statuses = columns[Col.STATUS]
-    outcomes = Outcomes.count(columns[Col.SOURCE].tolist(), statuses.tolist(), columns[Col.LOST].tolist(),
-                              columns[Col.EXTRA].tolist())
+    outcomes = Outcomes.count(
+        columns[Col.SOURCE].tolist(), statuses.tolist(), columns[Col.LOST].tolist(), columns[Col.EXTRA].tolist()
+    )
     kept = ~np.isin(statuses, GONE)
     counts = columns[Col.COUNTS][kept]
     extra = columns[Col.EXTRA][kept].astype(bool)
     parity = {p: int(columns[Col(f"mt_{p}")][kept].sum()) for p in PARITY_COUNTS}
     touched = extra | (columns[Col.UNTRAINED][kept] > 0)
     parity["affected"] = len(np.unique(columns[Col.SOURCE][kept][touched]))
-    tokens = counts[:, :len(GROUPS)].sum(axis=(1, 2))
-    summary = Summary(source, mode, decision, outcomes, sequence_len, overflow.value, parity=parity,
-                      extra_tokens=int(tokens[extra].sum()))
+    tokens = counts[:, : len(GROUPS)].sum(axis=(1, 2))
+    summary = Summary(
+        source,
+        mode,
+        decision,
+        outcomes,
+        sequence_len,
+        overflow.value,
+        parity=parity,
+        extra_tokens=int(tokens[extra].sum()),
+    )
     if len(counts):
         totals = counts.sum(axis=0)  # (CATEGORIES, [masked, trained])
         for k, name in enumerate(GROUPS):
             summary.by_role[name] = [int(totals[k, 1]), int(totals[k].sum())]
         for k, name in enumerate(CLASSES):
             summary.by_class[name] = [int(totals[len(GROUPS) + k, 1]), int(totals[len(GROUPS) + k].sum())]
-        trained = counts[:, :len(GROUPS), 1].sum(axis=1)
+        trained = counts[:, : len(GROUPS), 1].sum(axis=1)
         summary.lengths = tokens.tolist()
         summary.trained_fraction = (trained / np.maximum(tokens, 1)).tolist()
     return summary
 
 
-#: Summaries counted in this process, by the key of their dataset (see `chat.summary_key`).
+#: Summaries counted in this process, by the key of their dataset (see `entry.summary_key`).
 _COUNTED: dict[str, Summary] = {}
 
 
