@@ -32,6 +32,8 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
+# Each converter below is a small class of one shape (name, help, `conversation`): the extension point's
+# form, which `duplicates` lists as same-shape pairs.
 class FileConverter(ABC):
     """Reads the records of a local file and maps each with `conversation`."""
 

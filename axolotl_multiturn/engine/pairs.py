@@ -25,6 +25,8 @@ from axolotl_multiturn.engine.validate import Problem, check_conversation
 
 
 class Shape(str, Enum):
+    """The preference-line formats (`schemas/preference.schema.json`)."""
+
     HOSTED = "hosted"
     TRL = "trl"
     TRL_IMPLICIT = "trl-implicit"

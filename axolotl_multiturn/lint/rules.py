@@ -15,6 +15,7 @@ class Rule:
     summary: str
 
 
+# One row per rule: a table, so its lines share a shape by design (`duplicates` lists it).
 RULES: dict[str, Rule] = {
     rule.code: rule
     for rule in (
