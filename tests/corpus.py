@@ -182,7 +182,7 @@ def stops_for(tok: Any) -> tuple[str, ...]:
 
 
 def as_template_reads(tok: Any, messages: list[dict], key: str = "reasoning_content") -> list[dict]:
-    """The README's convention: string arguments are parsed and passed as objects, or, to a template that
+    """The convention of docs/data.md: string arguments are parsed and passed as objects, or, to a template that
     cannot take objects, as the data's string itself; a null content is ''; a reasoning trace under the
     key the template reads (`key`)."""
     out = [{**{k: v for k, v in m.items() if k != "reasoning_content"},
@@ -231,7 +231,7 @@ def oracle(tok: Any, messages: list[dict], tools: Any, stops: tuple[str, ...],
            key: str = "reasoning_content") -> dict[int, tuple[str, str]]:
     """(P_i, G_i) per assistant turn i whose P_i is a prefix of F_i. The others are undefined: no render
     shows them after their generation prompt; they map to (F_i, ''), and the engine may train their text
-    in `F_i` after the render of the messages before them (README: parity)."""
+    in `F_i` after the render of the messages before them (docs/exactness.md: parity)."""
     out = {}
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
@@ -483,7 +483,7 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         "- **exact**: every assistant turn is trained once, as its generation after its generation prompt.",
         "- **exact; N of M turns undefined (why)**: those turns have no render in which they follow their",
         "  generation prompt; they are trained where the full render has them and counted (`mt_no_parity`,",
-        "  README: parity).",
+        "  docs/exactness.md: parity).",
         "- **not rendered (why)**: the template raises, or leaves the reasoning or the tool calls out.",
         "",
         f"| template | {' | '.join(SHAPES)} |",

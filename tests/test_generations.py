@@ -113,7 +113,7 @@ def trained_runs(tok: Any, text: str, labels: list[int]) -> list[tuple[int, int]
     return corpus.trained_runs(offsets, labels)
 
 
-#: Documented exceptions (README, template × capability): shapes a template cannot render.
+#: Documented exceptions (docs/templates.md): shapes a template cannot render.
 CANNOT = {
     ("mistral_v3_tekken", "reasoning"): "no reasoning field",
     ("deepseek_v3", "reasoning"): "no reasoning field",

@@ -79,7 +79,7 @@ class Turn:
 
 
 def reasoning_field(template: str) -> str:
-    """The message key a template reads a reasoning trace from (README: per family)."""
+    """The message key a template reads a reasoning trace from (docs/data.md: per family)."""
     for name in ("reasoning_content", "thinking", "reasoning"):
         if re.search(rf"""(\.|\[['"]|get\(['"]){name}\b""", template):
             return name

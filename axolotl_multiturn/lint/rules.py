@@ -1,4 +1,4 @@
-"""The rule table: every finding's code, its default severity and what it means (README lists it)."""
+"""The rule table: every finding's code, its default severity and what it means (docs/lint.md lists it)."""
 
 from __future__ import annotations
 
