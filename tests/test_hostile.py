@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vocabularies import tokenizer
 
-from axolotl_multiturn.chat import RowError, load, summarize
+from axolotl_multiturn.chat import RowError, load
+from axolotl_multiturn.dataset import summarize
 from axolotl_multiturn.options import ConfigError
 from axolotl_multiturn.plugin import prepare_config
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from axolotl_multiturn import chat
+from axolotl_multiturn.dataset import summarize
 from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
 from axolotl_multiturn.engine.spans import Kind, Span
 from axolotl_multiturn.reports import html as report_html
@@ -190,7 +190,7 @@ def preview(
     console = console or Console(highlight=False)
     wrapper, raw, _ = load(config, dataset)
     strategy = wrapper.strategy
-    summary = chat.summarize(strategy, raw)
+    summary = summarize(strategy, raw)
     items = shown(wrapper, raw, rows)
     color = console.is_terminal
     legend = (
