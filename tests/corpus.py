@@ -435,6 +435,80 @@ def trl_mask(template: Template, shape: str) -> str:
                   if extra or missing else f"differs: {len(runs)} runs, the oracle {len(expected)}")
 
 
+#: Pairs made of the shapes' conversations: (shape, messages before the output, the chosen output's index,
+#: the rejected output). The kinds are the columns of the pairs table.
+PAIRS: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "answer": ("plain", 4, {"role": "assistant", "content": "To the sea."}),
+    "reasoning answer": ("reasoning", 3, {"role": "assistant", "content": "It is 7.",
+                                          "reasoning_content": "Three and three make seven."}),
+    "tool call": ("tools", 1, {"role": "assistant", "content": None, "tool_calls": [
+        call("call00001", "get_weather", '{"city": "Lyon", "days": 2}')]}),
+    "answer after tools": ("tools", 3, {"role": "assistant", "content": "It is cold in Paris."}),
+}
+
+
+def pair_cell(template: Template, kind: str) -> str:
+    """The pair oracle: the prompt is `P = apply_chat_template(prompt, add_generation_prompt=True)` and
+    its tokens `tokenize(P)`; each completion is the output's generation after `P` (`generation`), its
+    tokens those of `P + generation` after `P`'s (tokenized apart at `P`'s end where a token would straddle
+    it). `exact`, `refused: ...` where the oracle finds no generation after `P` (the engine must refuse),
+    `not rendered: ...`, or a failure (`WRONG`)."""
+    from axolotl_multiturn.engine.encode import Encoder
+    from axolotl_multiturn.engine.label import Labeller, Settings
+    from axolotl_multiturn.engine.pairs import Pair
+    from axolotl_multiturn.engine.preference import label_pair
+    from axolotl_multiturn.engine.render import ChatRenderer
+    from axolotl_multiturn.engine.spans import UnlabelableError
+
+    shape, n, other = PAIRS[kind]
+    messages, tools = SHAPES[shape]
+    prompt, chosen = messages[:n], messages[n]
+    tok = tokenizer(template)
+    stops = tuple(s for s in {template.model[1], *template.model[2]} if s)
+    try:
+        key = (reasoning_key(tok, messages[:n + 1], tools) if "reasoning" in kind else None) or "reasoning_content"
+        if "reasoning" in kind and reasoning_key(tok, messages[:n + 1], tools) is None:
+            return "not rendered: no reasoning (the trace is not rendered)"
+        p = render(tok, prompt, tools, True, key)
+        expected = {}
+        for name, output in (("chosen", chosen), ("rejected", other)):
+            full = render(tok, [*prompt, output], tools, False, key)
+            if not full.startswith(p):
+                expected[name] = None
+                continue
+            text = generation(full[len(p):], stops)
+            whole = tok(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            cuts = [len(p)] if any(a < len(p) < b for a, b in whole) else []
+            ids, offsets = tokenize(tok, full, cuts)
+            inside = [i for i, (a, b) in zip(ids, offsets) if len(p) <= a and b <= len(p) + len(text)]
+            expected[name] = (text, inside)
+        missing = _dropped(render(tok, [*prompt, chosen], tools, False, key), [chosen])
+    except Exception as error:  # noqa: BLE001 - the template's own refusal is the cell
+        return f"not rendered: the template raises ({_short(error)})"
+    if missing:
+        return f"not rendered: {missing}"
+    renderer = ChatRenderer.for_tokenizer(tok, tok.chat_template)
+    labeller = Labeller(Encoder(tok, renderer), Settings(sequence_len=1 << 20))
+    pair = Pair(prompt, tools, chosen, other, {})
+    try:
+        labelled = label_pair(labeller, pair)
+    except UnlabelableError as error:
+        if None in expected.values():
+            return f"refused: {_short(error)}"
+        return f"WRONG: refused a pair the oracle can train ({_short(error)})"
+    if None in expected.values():
+        return "WRONG: trained a pair whose output does not follow its generation prompt"
+    if labelled.prompt != p or labelled.prompt_ids.tolist() != tok(p, add_special_tokens=False)["input_ids"]:
+        return "WRONG: the prompt is not apply_chat_template's with the generation prompt"
+    for name, completion in (("chosen", labelled.chosen), ("rejected", labelled.rejected)):
+        text, ids = expected[name]
+        if completion.text != text or completion.ids.tolist() != ids:
+            return f"WRONG: {name} is {completion.text!r}, the oracle {text!r}"
+        if (completion.labels != completion.ids).any():
+            return f"WRONG: {name} has masked tokens under reasoning: train"
+    return "exact"
+
+
 def key(template: Template) -> str:
     return f"{template.source}/{template.name}@{template.digest}"
 
@@ -449,19 +523,33 @@ def rows() -> dict[str, dict[str, str]]:
     """Every installed template's row: shape -> cell; then TRL's training templates against the oracle."""
     return {**{key(t): {shape: cell(t, shape) for shape in SHAPES} for t in templates()},
             **{f"trl-mask/{t.name}@{t.digest}": {shape: trl_mask(t, shape) for shape in SHAPES}
-               for t in templates() if t.training}}
+               for t in templates() if t.training},
+            **{f"pair/{key(t)}": {kind: pair(t, kind) for kind in PAIRS} for t in templates()}}
+
+
+@cache
+def pair(template: Template, kind: str) -> str:
+    """`pair_cell`, once per test session."""
+    return pair_cell(template, kind)
 
 
 _ROW = re.compile(r"^\| `(?P<key>[^`]+)` \| (?P<cells>.*) \|$")
+_HEADER = re.compile(r"^\| (?:template|training template|pair) \| (?P<cells>.*) \|$")
+
+
+def _cells(text: str) -> list[str]:
+    return [c.strip().replace("&#124;", "|") for c in text.split(" | ")]
 
 
 def read_page(path: Path = PAGE) -> dict[str, dict[str, str]]:
-    """The rows the page holds (both lanes' templates: a template's row is keyed by its digest)."""
-    out = {}
+    """The rows the page holds (both lanes' templates: a template's row is keyed by its digest), each
+    under its table's columns."""
+    out, columns = {}, list(SHAPES)
     for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
-        if match := _ROW.match(line):
-            out[match["key"]] = dict(zip(SHAPES, (c.strip().replace("&#124;", "|")
-                                                  for c in match["cells"].split(" | "))))
+        if header := _HEADER.match(line):
+            columns = _cells(header["cells"])
+        elif match := _ROW.match(line):
+            out[match["key"]] = dict(zip(columns, _cells(match["cells"])))
     return out
 
 
@@ -489,7 +577,7 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         f"| template | {' | '.join(SHAPES)} |",
         f"|{'---|' * (len(SHAPES) + 1)}",
         *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in SHAPES)} |"
-          for k, row in sorted(merged.items()) if not k.startswith("trl-mask/")),
+          for k, row in sorted(merged.items()) if "/" in k and k.split("/")[0] in ("axolotl", "trl")),
         "",
         "## TRL's `{% generation %}` masks against the oracle",
         "",
@@ -504,6 +592,19 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         f"|{'---|' * (len(SHAPES) + 1)}",
         *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in SHAPES)} |"
           for k, row in sorted(merged.items()) if k.startswith("trl-mask/")),
+        "",
+        "## Preference pairs",
+        "",
+        "Rows `pair/...` judge `engine/preference.py` on pairs made of the same conversations: the prompt must be",
+        "`apply_chat_template(prompt, add_generation_prompt=True)` and its tokens, each completion the output's",
+        "generation after it through the model's stop token, tokenized in context. **refused** cells are pairs",
+        "whose output the template does not render after that generation prompt (no exact pair exists): the",
+        "line is refused with that reason, never shifted.",
+        "",
+        f"| pair | {' | '.join(PAIRS)} |",
+        f"|{'---|' * (len(PAIRS) + 1)}",
+        *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in PAIRS)} |"
+          for k, row in sorted(merged.items()) if k.startswith("pair/")),
         "",
     ]
     tmp = path.with_suffix(".tmp")

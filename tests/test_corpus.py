@@ -5,7 +5,7 @@ those verdicts (`docs/templates.md`) agrees with them."""
 from __future__ import annotations
 
 import pytest
-from corpus import SHAPES, Template, cell, read_page, rows, templates
+from corpus import PAIRS, SHAPES, Template, cell, pair, read_page, rows, templates
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
@@ -13,6 +13,13 @@ from corpus import SHAPES, Template, cell, read_page, rows, templates
 def test_every_turn_is_exact_or_counted(template: Template, shape: str) -> None:
     verdict = cell(template, shape)
     assert verdict.startswith(("exact", "not rendered:")), verdict
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+@pytest.mark.parametrize("template", templates(), ids=lambda t: f"{t.source}-{t.name}")
+def test_every_pair_is_exact_or_refused_with_why(template: Template, kind: str) -> None:
+    verdict = pair(template, kind)
+    assert verdict.startswith(("exact", "refused:", "not rendered:")), verdict
 
 
 def test_the_capability_page_is_what_the_corpus_gives() -> None:

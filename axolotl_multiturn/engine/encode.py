@@ -120,10 +120,12 @@ def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) ->
     return np.maximum(first, 0), np.maximum(last, 0)
 
 
-def _generation_starts(item: Rendered, messages: Sequence[Message]) -> np.ndarray:
-    """Where each assistant turn's generation starts in the render: its first span."""
+def _generation_starts(item: Rendered, messages: Sequence[Message], last_only: bool = False) -> np.ndarray:
+    """Where each assistant turn's generation starts in the render (its first span); with `last_only`, the
+    last message's only (a preference output: the prompt before it stays whole, as at inference)."""
     owner = item.table[:, Column.MESSAGE]
-    assistant = np.array([m.role == "assistant" for m in messages] + [False])[owner]
+    wanted = [m.role == "assistant" and (not last_only or i == len(messages) - 1) for i, m in enumerate(messages)]
+    assistant = np.array([*wanted, False])[owner]
     first = assistant & np.concatenate(([True], owner[1:] != owner[:-1]))
     return item.table[first, Column.START]
 
@@ -174,8 +176,12 @@ class Encoder:
         self.forgeable = re.compile("|".join(map(re.escape, specials))) if literal_content and specials else None
         self.backend = tokenizer.backend_tokenizer  # the Rust tokenizer itself (public API), shared
 
-    def encode(self, conversations: Sequence[Conversation]) -> list[Encoded | UnlabelableError]:
-        """Encode a batch; a row that cannot be rendered exactly comes back as its error, in place."""
+    def encode(
+        self, conversations: Sequence[Conversation], last_only: bool = False
+    ) -> list[Encoded | UnlabelableError]:
+        """Encode a batch; a row that cannot be rendered exactly comes back as its error, in place. A row is
+        tokenized apart where a token would straddle a generation's start (with `last_only`, the last
+        message's only)."""
         plans = [self.renderer.plan(conversation) for conversation in conversations]
         rendered: list[Rendered | UnlabelableError] = []
         for plan in plans:
@@ -189,7 +195,7 @@ class Encoder:
         cuts = {
             row: straddled
             for row, ((plan, item), (_, offsets)) in enumerate(zip(good, tokenized))
-            if (straddled := _straddled(offsets, _generation_starts(item, plan.conversation.messages)))
+            if (straddled := _straddled(offsets, _generation_starts(item, plan.conversation.messages, last_only)))
         }
         if cuts:  # rare: a generation prompt that ends inside a token of the render (`<think>\n` + `\n`)
             for row, tokens in zip(cuts, self._tokenize([items[row] for row in cuts], list(cuts.values()))):

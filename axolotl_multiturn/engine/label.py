@@ -61,8 +61,8 @@ class Labeller:
         self.encoder = encoder
         self.settings = settings
 
-    def encode_one(self, conversation: Conversation) -> Encoded:
-        item = self.encoder.encode([conversation])[0]
+    def encode_one(self, conversation: Conversation, last_only: bool = False) -> Encoded:
+        item = self.encoder.encode([conversation], last_only)[0]
         if isinstance(item, UnlabelableError):
             raise item
         return item

@@ -22,6 +22,7 @@ from typing import Any
 
 from axolotl_multiturn import schemas
 from axolotl_multiturn.engine.validate import Problem, check_conversation
+from axolotl_multiturn.pointers import pointer
 
 
 class Shape(str, Enum):
@@ -175,7 +176,7 @@ def split(obj: Mapping[str, Any], shape: Shape) -> tuple[Pair | None, list[Probl
             Problem(
                 "MT102",
                 f"not a preference line by schemas/{schemas.PREFERENCE}: {error.message}",
-                "".join(f"/{p}" for p in error.absolute_path),
+                pointer(error.absolute_path),
             )
         )
     return pair, problems
