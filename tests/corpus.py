@@ -509,6 +509,71 @@ def pair_cell(template: Template, kind: str) -> str:
     return "exact"
 
 
+@cache
+def trl_dpo(template: Template) -> dict[str, str]:
+    """TRL's own DPO tokenization (`DPOTrainer._prepare_dataset`, run as is) of the pairs, against the
+    oracle where it gives one: per kind `same`, or where TRL's ids part from the exact pair."""
+    import types
+
+    import datasets
+    from datasets import Dataset
+    from trl import DPOConfig
+    from trl.trainer.dpo_trainer import DPOTrainer
+
+    from axolotl_multiturn.engine.encode import Encoder
+    from axolotl_multiturn.engine.label import Labeller, Settings
+    from axolotl_multiturn.engine.pairs import Pair
+    from axolotl_multiturn.engine.preference import label_pair
+    from axolotl_multiturn.engine.render import ChatRenderer
+
+    datasets.disable_progress_bars()
+    tok = tokenizer(template)
+    labeller = Labeller(Encoder(tok, ChatRenderer.for_tokenizer(tok, tok.chat_template)), Settings(sequence_len=1 << 20))
+    out, rows, ours = {}, [], {}
+    for kind, (shape, n, other) in PAIRS.items():
+        verdict = pair(template, kind)
+        if not verdict.startswith(("exact", "refused")):
+            out[kind] = "-"
+            continue
+        messages, tools = SHAPES[shape]
+        key = (reasoning_key(tok, messages[:n + 1], tools) if "reasoning" in kind else None) or "reasoning_content"
+        shown = as_template_reads(tok, [*messages[:n + 1], other], key)
+        rows.append({"prompt": shown[:n], "chosen": [shown[n]], "rejected": [shown[n + 1]],
+                     "tools": json.dumps(tools) if tools else None, "kind": kind})
+        ours[kind] = label_pair(labeller, Pair(messages[:n], tools, messages[n], other, {})) if verdict == "exact" else None
+    if not rows:
+        return out
+    args = DPOConfig(output_dir=str(ROOT / ".cache" / "dpo"), max_length=None, dataset_num_proc=None, report_to=[],
+                     bf16=False, use_cpu=True)
+    for row in rows:
+        # One dataset per pair (a file of pairs would also unify keys across pairs).
+        try:
+            row = DPOTrainer._prepare_dataset(types.SimpleNamespace(_tokenizer=tok), Dataset.from_list([row]), tok,
+                                              args, "train")[0] | {"kind": row["kind"]}
+        except Exception as error:  # noqa: BLE001 - TRL's failure is the cell
+            out[row["kind"]] = _short(f"fails: {type(error).__name__}: {error} (Arrow's null-filled message keys "
+                                      "reach the template)" if "NoneType" in str(error) else f"fails: {error}")
+            continue
+        exact = ours[row["kind"]]
+        if exact is None:
+            out[row["kind"]] = "trains it anyway (no exact boundary)"
+            continue
+        found = []
+        if row["prompt_ids"] != exact.prompt_ids.tolist():
+            found.append("prompt ids differ")
+        for name, completion in (("chosen", exact.chosen), ("rejected", exact.rejected)):
+            theirs, mine = row[f"{name}_ids"], completion.ids.tolist()
+            if theirs == mine:
+                continue
+            if theirs[:len(mine)] == mine:
+                found.append(f"{name} adds {tok.decode(theirs[len(mine):])!r} after the stop")
+            else:
+                found.append(f"{name} ids differ")
+        out[row["kind"]] = "same" if not found else _short("; ".join(dict.fromkeys(
+            f.replace("chosen", "output").replace("rejected", "output") for f in found)))
+    return out
+
+
 def key(template: Template) -> str:
     return f"{template.source}/{template.name}@{template.digest}"
 
@@ -524,7 +589,8 @@ def rows() -> dict[str, dict[str, str]]:
     return {**{key(t): {shape: cell(t, shape) for shape in SHAPES} for t in templates()},
             **{f"trl-mask/{t.name}@{t.digest}": {shape: trl_mask(t, shape) for shape in SHAPES}
                for t in templates() if t.training},
-            **{f"pair/{key(t)}": {kind: pair(t, kind) for kind in PAIRS} for t in templates()}}
+            **{f"pair/{key(t)}": {kind: pair(t, kind) for kind in PAIRS} for t in templates()},
+            **{f"trl-dpo/{_versions()['trl']}/{key(t)}": trl_dpo(t) for t in templates()}}
 
 
 @cache
@@ -606,10 +672,40 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in PAIRS)} |"
           for k, row in sorted(merged.items()) if k.startswith("pair/")),
         "",
+        "## TRL's DPO tokenization against the exact pairs",
+        "",
+        "Rows `trl-dpo/<trl version>/...` run TRL's own `DPOTrainer._prepare_dataset` (unchanged) on the same",
+        "pairs and compare its `prompt_ids`, `chosen_ids` and `rejected_ids` with the exact pair: `same`, where",
+        "they part (most often the template's newline after the stop token, which TRL's collator then trains),",
+        "or `trains it anyway` where no exact pair exists (TRL only warns when the prompt's tokens are not a",
+        "prefix). `-`: the template cannot render the pair.",
+        "",
+        *_trl_summary(merged),
+        "",
+        f"| pair | {' | '.join(PAIRS)} |",
+        f"|{'---|' * (len(PAIRS) + 1)}",
+        *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in PAIRS)} |"
+          for k, row in sorted(merged.items()) if k.startswith("trl-dpo/")),
+        "",
     ]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines), encoding="utf-8")
     tmp.replace(path)
+
+
+def _trl_summary(merged: dict[str, dict[str, str]]) -> list[str]:
+    """How often TRL's pairs part from the exact ones, per TRL version, counted over the table's cells."""
+    out = []
+    for version in sorted({k.split("/")[1] for k in merged if k.startswith("trl-dpo/")}):
+        cells = [c for k, row in merged.items() if k.startswith(f"trl-dpo/{version}/") for c in row.values() if c != "-"]
+        after = sum("after the stop" in c for c in cells)
+        anyway = sum(c.startswith("trains it anyway") for c in cells)
+        fails = sum(c.startswith("fails") for c in cells)
+        other = len(cells) - after - anyway - fails - cells.count("same")
+        out.append(f"- trl {version}, {len(cells)} pairs: {cells.count('same')} the same, {after} with text after the "
+                   f"stop token in a completion, {other} otherwise different, {anyway} trained with no exact "
+                   f"boundary, {fails} failing in TRL's tokenization.")
+    return out
 
 
 if __name__ == "__main__":
