@@ -72,10 +72,10 @@ class Labeller:
         s = self.settings
         return item.labels(span_trained(item.rendered, item.messages, mode, s.last_turn_only, s.reasoning))
 
-    def fit(self, item: Encoded, mode: Mode, overflow: Overflow | None = None) -> Fitted:
+    def fit(self, item: Encoded, mode: Mode) -> Fitted:
         """The conversation's windows under `sequence_len`."""
         trained = message_trained(item.messages, mode, self.settings.last_turn_only)
-        return fit(item, trained, self.settings.sequence_len, overflow or self.settings.overflow, self.encode_one)
+        return fit(item, trained, self.settings.sequence_len, self.settings.overflow, self.encode_one)
 
     def rows(self, index: int, item: Encoded, mode: Mode) -> list[Labelled]:
         """Conversation `index` as its labelled rows under `mode` (status dropped, no item, when none is
