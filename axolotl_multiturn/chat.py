@@ -29,7 +29,7 @@ from axolotl_multiturn.engine.spans import TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.validate import InvalidConversation, parse_conversation
 from axolotl_multiturn.engine.vocabulary import PARITY_COUNTS, STATS, Col, Status
 from axolotl_multiturn.engine.windows import TooLong
-from axolotl_multiturn.entry import resolve_chat_template, sampling, summary_directory, summary_key
+from axolotl_multiturn.entry import resolve_chat_template, sampling, summary_directory, summary_key, template_choice
 from axolotl_multiturn.options import ConfigError, Options, resolve
 from axolotl_multiturn.reports.summary import count_rows
 
@@ -48,14 +48,21 @@ def build_encoder(
         [*options.stop_tokens, *(cfg.get("eot_tokens") or [])],
         cfg.get("chat_template_kwargs") or {},
     )
+    where = ds_cfg.get("path") or "dataset"
+    probe = Conversation((Message("user", "What is this?"), Message("assistant", "A probe of the template.")))
     try:
-        renderer.render_text(Conversation((Message("user", "probe"), Message("assistant", "probe"))))
+        renderer.render(renderer.plan(probe))  # a template no row can be labelled with is refused now, not per row
     except TemplateRejected as error:
         if "is undefined" in str(error):
             raise ConfigError(
-                f"{ds_cfg.get('path') or 'dataset'}: {error}: the tokenizer does not define it; "
+                f"{where}: {error}: the tokenizer does not define it; "
                 "add it under special_tokens, or choose another chat_template"
             ) from None
+    except UnlabelableError as error:
+        raise ConfigError(
+            f"{where}: the chat template ({template_choice(cfg, ds_cfg)[0]}) cannot be labelled exactly even on "
+            f"a plain two-message conversation: {error}; choose another chat_template"
+        ) from None
     return Encoder(tokenizer, renderer, literal_content=options.content_special_tokens == "literal")
 
 

@@ -19,11 +19,16 @@ FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 DEFAULT_PREPARED = "last_run_prepared"  # axolotl's dataset_prepared_path when the config sets none
 
 
-def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> str:
-    """axolotl's own `chat_template` / `chat_template_jinja` keys; chatml when the model has none."""
+def template_choice(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> tuple[str, str | None]:
+    """axolotl's `chat_template` name (`jinja` for `chat_template_jinja`) and the Jinja text, if given."""
     source = ds_cfg if ds_cfg.get("chat_template") or ds_cfg.get("chat_template_jinja") else cfg
     jinja = source.get("chat_template_jinja")
-    choice = source.get("chat_template") or ("jinja" if jinja else FALLBACK_TEMPLATE)
+    return source.get("chat_template") or ("jinja" if jinja else FALLBACK_TEMPLATE), jinja
+
+
+def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> str:
+    """axolotl's own `chat_template` / `chat_template_jinja` keys; chatml when the model has none."""
+    choice, jinja = template_choice(cfg, ds_cfg)
     return get_chat_template(choice, jinja_template=jinja, tokenizer=tokenizer)
 
 

@@ -260,3 +260,15 @@ def test_a_sampled_file_names_rows_not_lines(tmp_path: Path, tiny_model: Path, s
     with pytest.raises(RowError, match=rf"^{tmp_path}/train\.jsonl row \d of the {key} {value} sample "
                                        rf"\(`check-chat-jsonl {tmp_path}/train\.jsonl` names lines\): MT203 "):
         prepare_datasets(cfg, load_tokenizer(cfg))
+
+
+def test_a_template_no_row_can_be_labelled_with_is_refused_at_load_naming_it() -> None:
+    """A template that rewrites every content (here upper-cased) is refused when the dataset type loads, not
+    once per row: the config names the template and the reason."""
+    from axolotl_multiturn.options import ConfigError
+
+    upper = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | upper }}<|im_end|>\n{% endfor %}"
+    with pytest.raises(ConfigError, match=r"^d: the chat template \(jinja\) cannot be labelled exactly even on a plain "
+                                          r"two-message conversation: the chat template changes the text of message 0"):
+        axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"), DictDefault({"chat_template_jinja": upper}),
+                     DictDefault({"path": "d"}))
