@@ -466,8 +466,8 @@ def pair_cell(template: Template, kind: str) -> str:
     tok = tokenizer(template)
     stops = tuple(s for s in {template.model[1], *template.model[2]} if s)
     try:
-        key = (reasoning_key(tok, messages[:n + 1], tools) if "reasoning" in kind else None) or "reasoning_content"
-        if "reasoning" in kind and reasoning_key(tok, messages[:n + 1], tools) is None:
+        key = reasoning_key(tok, messages[:n + 1], tools) if "reasoning" in kind else "reasoning_content"
+        if key is None:
             return "not rendered: no reasoning (the trace is not rendered)"
         p = render(tok, prompt, tools, True, key)
         expected = {}

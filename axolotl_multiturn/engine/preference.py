@@ -75,7 +75,8 @@ def _completion(labeller: Labeller, conversation: Conversation, mode: Mode) -> t
     starts, ends = item.offsets[:, 0], item.offsets[:, 1]
     first = int(np.searchsorted(starts, start, side="left"))
     stop = int(np.searchsorted(starts, end, side="left"))
-    if (first and ends[first - 1] > start) or (stop < len(starts) and starts[stop] < end) or ends[stop - 1] > end:
+    # `stop` is the first token starting at or after `end`: only the tokens before it can straddle `end`
+    if (first and ends[first - 1] > start) or ends[stop - 1] > end:
         raise PairError("no token boundary between the prompt and the output, or after the output's stop token")
     text = item.rendered.text
     return (
