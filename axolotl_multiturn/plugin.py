@@ -18,7 +18,7 @@ from axolotl.utils.schemas.datasets import SFTDataset
 from pydantic import BaseModel, field_validator
 from transformers import TrainerCallback
 
-from axolotl_multiturn import DATASET_TYPE
+from axolotl_multiturn import DATASET_TYPE, rl
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.entry import summary_directory, summary_key
 from axolotl_multiturn.lint.parallel import check_file
@@ -54,8 +54,11 @@ def check_dataset_keys(entry: dict[str, Any], where: str) -> None:
 
 def prepare_config(cfg: dict[str, Any]) -> None:
     """Validate our block and carry each dataset entry's options; lint local JSONL files and have axolotl
-    read them as text lines. Mutates the raw config in place."""
+    read them as text lines; with `rl:`, name the trainer that takes exact pairs. Mutates the raw config in
+    place."""
     block = validate_block(cfg.get("multiturn"), "multiturn")
+    if rl.check_config(cfg, DATASET_SECTIONS):
+        cfg["trainer_cls"] = rl.TRAINER_CLS
     for section in DATASET_SECTIONS:
         for i, entry in enumerate(cfg.get(section) or []):
             if isinstance(entry, dict) and entry.get("type") == DATASET_TYPE:
@@ -102,14 +105,54 @@ class MultiTurnPlugin(BasePlugin):
     def get_input_args(self) -> str:
         return "axolotl_multiturn.plugin.MultiTurnArgs"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.pair_summaries: list[rl.PairSummary] = []
+        # With `rl:`, axolotl validates dataset entries as its DPO entries, which drops every key but path,
+        # split, type, data_files, revision and field_*: our options and `ds_type: text` among them. The
+        # raw entries (after `prepare_config`) are kept here for `load_datasets`.
+        self.raw_entries: dict[str, list[dict[str, Any]]] = {}
+
     def register(self, cfg: dict[str, Any]) -> None:
         prepare_config(cfg)
         wandb_from_environment(cfg)
+        self.raw_entries = {section: [dict(e) for e in cfg.get(section) or []] for section in DATASET_SECTIONS}
+
+    def load_datasets(self, cfg: Any, preprocess: bool = False) -> Any:
+        """With `rl: dpo` or `ipo` on datasets of our type: the exact pairs (`rl.py`), in axolotl's
+        `TrainDatasetMeta`; None otherwise (axolotl loads the datasets, and our strategy labels SFT rows).
+        Pairs are labelled on each run (no prepared copy is saved): that is as fast as reading one back."""
+        if not rl.check_config(cfg, DATASET_SECTIONS):
+            return None
+        from axolotl.common.datasets import TrainDatasetMeta
+        from axolotl.loaders import load_tokenizer
+        from axolotl.utils.data.shared import create_train_validation_split
+        from axolotl.utils.dict import DictDefault
+
+        tokenizer = load_tokenizer(cfg)
+        entries = {
+            section: [DictDefault(e) for e in self.raw_entries.get(section) or cfg.get(section) or []]
+            for section in DATASET_SECTIONS
+        }
+        train, self.pair_summaries = rl.load_split(cfg, tokenizer, entries["datasets"])
+        evaluation = None
+        if entries["test_datasets"]:
+            evaluation, summaries = rl.load_split(cfg, tokenizer, entries["test_datasets"])
+            self.pair_summaries += summaries
+        elif cfg.get("val_set_size"):
+            train, evaluation = create_train_validation_split(train, cfg, cfg["val_set_size"])
+        return TrainDatasetMeta(train, evaluation, rl.total_steps(cfg, len(train)))
 
     def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[TrainerCallback]:
         """Log what trains, per dataset of our type, to axolotl's log and to the trainer's reporting
         integrations (W&B, TensorBoard, ...) when training begins: the summaries preprocessing counted
         (never a second pass over the data)."""
+        if self.pair_summaries:
+            metrics: dict[str, float] = {}
+            for summary in self.pair_summaries:
+                for key, value in summary.metrics().items():
+                    metrics[key] = metrics.get(key, 0.0) + value
+            return [SummaryCallback(trainer, metrics)]
         metrics: dict[str, float] = {}
         missing = []
         for ds_cfg in cfg.get("datasets") or []:

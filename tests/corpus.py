@@ -447,6 +447,23 @@ PAIRS: dict[str, tuple[str, int, dict[str, Any]]] = {
 }
 
 
+def completion_oracle(tok: Any, prompt: list[dict], output: dict, tools: Any, stops: tuple[str, ...],
+                      key: str = "reasoning_content") -> tuple[str, list[int]] | None:
+    """An output's completion after `P = apply_chat_template(prompt, add_generation_prompt=True)`: its
+    generation (`generation`) and the ids of `P + generation` after `P`'s (tokenized apart at `P`'s end where
+    a token would straddle it); None where the render of prompt + output does not start with `P`. The
+    prompt's own ids are `tok(P, add_special_tokens=False)`."""
+    p = render(tok, prompt, tools, True, key)
+    full = render(tok, [*prompt, output], tools, False, key)
+    if not full.startswith(p):
+        return None
+    text = generation(full[len(p):], stops)
+    whole = tok(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    cuts = [len(p)] if any(a < len(p) < b for a, b in whole) else []
+    ids, offsets = tokenize(tok, full, cuts)
+    return text, [i for i, (a, b) in zip(ids, offsets) if len(p) <= a and b <= len(p) + len(text)]
+
+
 def pair_cell(template: Template, kind: str) -> str:
     """The pair oracle: the prompt is `P = apply_chat_template(prompt, add_generation_prompt=True)` and
     its tokens `tokenize(P)`; each completion is the output's generation after `P` (`generation`), its
@@ -470,18 +487,8 @@ def pair_cell(template: Template, kind: str) -> str:
         if key is None:
             return "not rendered: no reasoning (the trace is not rendered)"
         p = render(tok, prompt, tools, True, key)
-        expected = {}
-        for name, output in (("chosen", chosen), ("rejected", other)):
-            full = render(tok, [*prompt, output], tools, False, key)
-            if not full.startswith(p):
-                expected[name] = None
-                continue
-            text = generation(full[len(p):], stops)
-            whole = tok(full, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-            cuts = [len(p)] if any(a < len(p) < b for a, b in whole) else []
-            ids, offsets = tokenize(tok, full, cuts)
-            inside = [i for i, (a, b) in zip(ids, offsets) if len(p) <= a and b <= len(p) + len(text)]
-            expected[name] = (text, inside)
+        expected = {name: completion_oracle(tok, prompt, output, tools, stops, key)
+                    for name, output in (("chosen", chosen), ("rejected", other))}
         missing = _dropped(render(tok, [*prompt, chosen], tools, False, key), [chosen])
     except Exception as error:  # noqa: BLE001 - the template's own refusal is the cell
         return f"not rendered: the template raises ({_short(error)})"

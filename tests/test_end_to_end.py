@@ -18,11 +18,12 @@ from vocabularies import tokenizer
 pytestmark = [pytest.mark.axolotl, pytest.mark.slow]
 
 
-def run_axolotl(command: str, config: Path, cwd: Path) -> subprocess.CompletedProcess:
+def run_axolotl(command: str, config: Path, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
+    """`axolotl COMMAND CONFIG` as a user runs it, offline; `extra` adds environment variables."""
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "AXOLOTL_DO_NOT_TRACK": "1",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "disabled",
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1), **extra}
     return subprocess.run([str(Path(bin_dir) / "axolotl"), command, str(config)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 

@@ -1,0 +1,305 @@
+"""axolotl's preference path (`rl: dpo`, `rl: ipo`) for datasets of type `axolotl_multiturn.chat`: the exact
+pairs of `engine/preference.py` as the token ids the trainer consumes.
+
+axolotl's own RL loader turns each line into prompt/chosen/rejected strings, filters them by lengths it
+re-tokenizes and truncates answers by decoding their tokens alone; TRL's DPO trainer then tokenizes the
+strings again and trains every token after the prompt's length. The plugin's `load_datasets` hook hands the
+trainer this module's dataset instead: per pair, the prompt's ids, each completion's ids and which of them
+train (`PairColumn`), each pair checked against `sequence_len` and counted, never cut
+(`trainer.ExactPairsDPOTrainer` keeps the ids and trains exactly the marked tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import orjson
+from axolotl.utils.logging import get_logger
+from datasets import Dataset, Features, Sequence, Value, concatenate_datasets
+from transformers import PreTrainedTokenizerBase
+
+from axolotl_multiturn import DATASET_TYPE
+from axolotl_multiturn.dataset import RowError
+from axolotl_multiturn.engine.conversation import without_nulls
+from axolotl_multiturn.engine.encode import IGNORE_INDEX
+from axolotl_multiturn.engine.label import Labeller, Settings
+from axolotl_multiturn.engine.masking import Mode
+from axolotl_multiturn.engine.pairs import shape_of, split
+from axolotl_multiturn.engine.preference import LabelledPair, label_pair
+from axolotl_multiturn.engine.spans import UnlabelableError
+from axolotl_multiturn.engine.vocabulary import Overflow
+from axolotl_multiturn.options import ConfigError, Options, resolve
+
+LOG = get_logger("axolotl_multiturn.rl")
+
+#: The `rl:` methods whose trainer (axolotl's DPO trainer: DPO and its loss types, IPO) we feed exact pairs.
+SUPPORTED_RL = ("dpo", "ipo")
+#: Methods that take the same prompt/chosen/rejected rows through another TRL trainer (ORPO, CPO/SimPO),
+#: which tokenizes in its own way; not fed exactly yet, so refused rather than trained approximately.
+REFUSED_RL = ("orpo", "simpo")
+TRAINER_CLS = "axolotl_multiturn.trainer.ExactPairsDPOTrainer"
+
+
+class PairColumn(str, Enum):
+    """The columns of the dataset handed to the trainer: TRL's names for the ids, ours for the masks."""
+
+    PROMPT_IDS = "prompt_ids"
+    CHOSEN_IDS = "chosen_ids"
+    REJECTED_IDS = "rejected_ids"
+    CHOSEN_MASK = "chosen_mask"  # 1 where a chosen token is trained (0: a masked reasoning trace)
+    REJECTED_MASK = "rejected_mask"
+    SOURCE = "source"  # the pair's row in its dataset (a JSONL file's line - 1)
+
+
+FEATURES = Features(
+    {
+        **{c.value: Sequence(Value("int32")) for c in PairColumn if c.name.endswith("_IDS")},
+        **{c.value: Sequence(Value("int8")) for c in PairColumn if c.name.endswith("_MASK")},
+        PairColumn.SOURCE.value: Value("int64"),
+    }
+)
+
+
+class PairOutcome(str, Enum):
+    KEPT = "kept"
+    TOO_LONG = "too long"  # longer than sequence_len, dropped (overflow: drop or split)
+    SKIPPED = "skipped"  # cannot be labelled exactly (on_unlabelable: skip)
+    BLANK = "blank"  # an empty line
+
+
+#: `overflow:` for a pair longer than sequence_len: a pair has no turn boundary to split at, and cutting a
+#: completion would train an answer without its stop token, so it is dropped (counted) or stops preprocessing.
+PAIR_OVERFLOW = {Overflow.SPLIT: "drop", Overflow.DROP: "drop", Overflow.ERROR: "error", Overflow.TRUNCATE: None}
+
+
+@dataclass
+class PairSummary:
+    """What a preference dataset trains: pairs by outcome, and tokens."""
+
+    source: str
+    sequence_len: int
+    outcomes: dict[PairOutcome, int] = field(default_factory=lambda: dict.fromkeys(PairOutcome, 0))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    trained_tokens: int = 0
+    notes: list[str] = field(default_factory=list)  # the first skipped pairs, with why
+
+    def lines(self) -> list[str]:
+        o = self.outcomes
+        out = [
+            f"{self.source}: {o[PairOutcome.KEPT]:,} pairs kept of {sum(o.values()) - o[PairOutcome.BLANK]:,}; "
+            f"{self.prompt_tokens:,} prompt tokens, {self.completion_tokens:,} completion tokens, "
+            f"{self.trained_tokens:,} trained"
+        ]
+        if o[PairOutcome.TOO_LONG]:
+            out.append(
+                f"{self.source}: {o[PairOutcome.TOO_LONG]:,} pairs longer than sequence_len ({self.sequence_len}) "
+                "dropped (a prompt and either completion must fit; overflow: error stops on the first instead)"
+            )
+        if o[PairOutcome.SKIPPED]:
+            out.append(
+                f"{self.source}: {o[PairOutcome.SKIPPED]:,} pairs skipped (on_unlabelable: skip), e.g. "
+                + "; ".join(self.notes)
+            )
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers for the trainer's integrations (W&B, TensorBoard); datasets' are summed."""
+        return {
+            **{f"multiturn/pairs/{k.name.lower()}": float(v) for k, v in self.outcomes.items()},
+            "multiturn/pairs/trained_tokens": float(self.trained_tokens),
+        }
+
+
+def ours(entry: Mapping[str, Any]) -> bool:
+    return isinstance(entry, Mapping) and entry.get("type") == DATASET_TYPE
+
+
+def check_config(cfg: Mapping[str, Any], sections: tuple[str, ...]) -> bool:
+    """Whether the raw config preference-tunes on datasets of our type (then the plugin loads them and
+    names the trainer); raises ConfigError for what cannot be trained exactly."""
+    value = cfg.get("rl") or ""
+    rl = str(getattr(value, "value", value)).lower()  # axolotl's validated config holds an RLType
+    entries = [(s, i, e) for s in sections for i, e in enumerate(cfg.get(s) or [])]
+    mine = [(s, i) for s, i, e in entries if ours(e)]
+    if not rl or not mine:
+        return False
+    if rl not in SUPPORTED_RL:
+        why = (
+            "its TRL trainer tokenizes the strings itself, so exact pairs cannot reach it yet"
+            if rl in REFUSED_RL
+            else "it does not train prompt/chosen/rejected pairs"
+        )
+        raise ConfigError(
+            f"rl: {rl}: type {DATASET_TYPE} trains exact pairs with rl: {' or '.join(SUPPORTED_RL)} "
+            f"(DPO's loss types through dpo_loss_type included); {why}"
+        )
+    others = [f"{s}[{i}]" for s, i, e in entries if not ours(e)]
+    if others:
+        raise ConfigError(
+            f"{', '.join(others)}: with rl: {rl}, every dataset must be of type {DATASET_TYPE} "
+            "when one is (the plugin loads them all as exact pairs); convert the others with "
+            "`axolotl-multiturn convert preference`"
+        )
+    if cfg.get("trainer_cls") not in (None, TRAINER_CLS):
+        raise ConfigError(
+            f"trainer_cls: {cfg['trainer_cls']}: exact pairs need {TRAINER_CLS} (it keeps the pairs' ids and "
+            "trains exactly their completion tokens); subclass it, or remove trainer_cls"
+        )
+    return True
+
+
+def pair_options(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any], where: str) -> Options:
+    options = resolve(cfg, ds_cfg, where)
+    if options.masking in (Mode.NONE, Mode.BOILERPLATE):
+        raise ConfigError(
+            f"{where}: masking: {options.masking.value} trains prompt text, but a preference loss compares "
+            "the completions only; remove masking for rl datasets (reasoning: mask masks a trace)"
+        )
+    if PAIR_OVERFLOW[options.overflow] is None:
+        raise ConfigError(
+            f"{where}: overflow: {options.overflow.value} would cut a completion before its stop token; use "
+            "drop (the default for pairs: counted) or error"
+        )
+    return options
+
+
+def _rows(raw: Dataset, where: str) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """(row index, parsed line) for each row: a JSONL file read as text lines is parsed as written; an
+    Arrow row (Hub, parquet, datasets' JSON loader) loses the nulls Arrow filled in."""
+    if raw.column_names == ["text"]:
+        for index, text in enumerate(raw["text"]):
+            if not text.strip():
+                yield index, None
+                continue
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError as error:
+                raise RowError(f"{where} line {index + 1}: MT002 invalid JSON ({error.msg})") from None
+            yield index, obj
+        return
+    for index, row in enumerate(raw):
+        yield index, _arrow_clean(row)
+
+
+def _arrow_clean(value: Any) -> Any:
+    """Arrow's null-filled keys removed; a message keeps its null content (an assistant turn of calls)."""
+    if isinstance(value, Mapping):
+        if "role" in value:
+            return without_nulls(value, keep="content")
+        return {k: _arrow_clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_arrow_clean(v) for v in value]
+    return value
+
+
+def label_dataset(
+    tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any], raw: Dataset
+) -> tuple[Dataset, PairSummary]:
+    """Every row of one dataset as an exact pair, with its summary; errors name the row and what to do."""
+    from axolotl_multiturn.chat import build_encoder
+
+    where = str(ds_cfg.get("path") or "dataset")
+    options = pair_options(cfg, ds_cfg, where)
+    sequence_len = int(cfg.get("sequence_len") or 2048)
+    labeller = Labeller(
+        build_encoder(tokenizer, cfg, ds_cfg, options),
+        Settings(sequence_len, options.overflow, options.parity, True, options.reasoning == "train"),
+    )
+    lines = raw.column_names == ["text"]
+    summary = PairSummary(where, sequence_len)
+    columns: dict[str, list] = {c.value: [] for c in PairColumn}
+    for index, obj in _rows(raw, where):
+        name = f"{where} {'line' if lines else 'row'} {index + 1 if lines else index}"
+        if obj is None:
+            summary.outcomes[PairOutcome.BLANK] += 1
+            continue
+        pair = _pair(obj, name)
+        try:
+            labelled = label_pair(labeller, pair)
+        except UnlabelableError as error:
+            if options.on_unlabelable != "skip":
+                raise RowError(
+                    f"{name}: {error}. Change the pair or the chat_template, or set "
+                    "multiturn.on_unlabelable: skip to skip such pairs (they are counted)"
+                ) from None
+            summary.outcomes[PairOutcome.SKIPPED] += 1
+            if len(summary.notes) < 3:
+                summary.notes.append(f"{name}: {error}")
+            continue
+        longest = len(labelled.prompt_ids) + max(len(labelled.chosen.ids), len(labelled.rejected.ids))
+        if longest > sequence_len:
+            if PAIR_OVERFLOW[options.overflow] == "error":
+                raise RowError(
+                    f"{name}: the prompt and its longer completion are {longest} tokens, over sequence_len "
+                    f"({sequence_len}); raise sequence_len, or set overflow: drop to leave such pairs out (counted)"
+                )
+            summary.outcomes[PairOutcome.TOO_LONG] += 1
+            continue
+        _append(columns, labelled, index)
+        summary.outcomes[PairOutcome.KEPT] += 1
+        summary.prompt_tokens += len(labelled.prompt_ids)
+        for completion in (labelled.chosen, labelled.rejected):
+            summary.completion_tokens += len(completion.ids)
+            summary.trained_tokens += int((completion.labels != IGNORE_INDEX).sum())
+    if not columns[PairColumn.SOURCE.value]:
+        raise RowError(f"{where}: no pairs left to train on ({'; '.join(summary.lines()[1:]) or 'it is empty'})")
+    return Dataset.from_dict(columns, features=FEATURES), summary
+
+
+def _pair(obj: Any, name: str):
+    """The line's pair, or a RowError with its first problem and how to see them all."""
+    shape = shape_of(obj) if isinstance(obj, Mapping) else None
+    if shape is None:
+        raise RowError(
+            f"{name}: not a preference pair (with rl: set, each line holds a prompt and chosen and rejected "
+            "outputs: docs/preference.md lists the shapes)"
+        )
+    pair, problems = split(obj, shape)
+    if problems:
+        first = problems[0]
+        raise RowError(
+            f"{name}{':' + first.pointer if first.pointer else ''}: {first.code} {first.message}. "
+            "Run `check-chat-jsonl FILE` for every problem with its line"
+        )
+    return pair
+
+
+def _append(columns: dict[str, list], labelled: LabelledPair, index: int) -> None:
+    columns[PairColumn.PROMPT_IDS.value].append(labelled.prompt_ids)
+    for completion, ids, mask in (
+        (labelled.chosen, PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
+        (labelled.rejected, PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK),
+    ):
+        columns[ids.value].append(completion.ids)
+        columns[mask.value].append((completion.labels != IGNORE_INDEX).astype(np.int8))
+    columns[PairColumn.SOURCE.value].append(index)
+
+
+def load_split(
+    cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, entries: list[Mapping[str, Any]]
+) -> tuple[Dataset, list[PairSummary]]:
+    """The datasets of a config section (`datasets`, `test_datasets`: their raw entries), loaded by axolotl's
+    dataset loader (local files, the Hub, parquet, `data_files`, `split`) and labelled as exact pairs, in
+    order."""
+    from axolotl.utils.data.shared import load_dataset_with_config
+
+    parts, summaries = [], []
+    for ds_cfg in entries:
+        raw = load_dataset_with_config(ds_cfg, cfg.get("hf_use_auth_token") or False, streaming=False)
+        dataset, summary = label_dataset(tokenizer, cfg, ds_cfg, raw)
+        for line in summary.lines():
+            LOG.info("axolotl_multiturn: %s", line)
+        parts.append(dataset)
+        summaries.append(summary)
+    return (parts[0] if len(parts) == 1 else concatenate_datasets(parts)), summaries
+
+
+def total_steps(cfg: Mapping[str, Any], rows: int) -> int:
+    """axolotl's own count for preference datasets (`load_preference_datasets`)."""
+    return int(math.ceil(rows * (cfg.get("num_epochs") or 1) / (cfg.get("batch_size") or 1)))

@@ -1,0 +1,165 @@
+"""Exact pairs through `axolotl train` with `rl: dpo`, on the CPU, on the embedded tiny model.
+
+The batches the DPO trainer computes its loss on are captured inside `axolotl train` (`tests/capture.py`)
+and compared with the pair oracle of `tests/corpus.py` (`completion_oracle`: prefix-diff of
+`apply_chat_template` renders with the model's stop token), which does not use the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import ROOT
+from corpus import completion_oracle, render
+from test_end_to_end import run_axolotl
+
+pytestmark = [pytest.mark.axolotl, pytest.mark.slow]
+
+TINY = ROOT / "example_configs" / "coqa-dpo-tiny.yml"
+COQA = ROOT / "example_configs" / "data" / "coqa-preference.jsonl"
+STOPS = ("<|im_end|>",)
+
+
+def config(tmp_path: Path, model: Path, data: Path, **overrides: Any) -> Path:
+    """`example_configs/coqa-dpo-tiny.yml` on `model` and `data` with `overrides`; the capture plugin added."""
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg.update(base_model=str(model), output_dir=str(tmp_path / "out"), dataset_prepared_path=str(tmp_path / "p"))
+    cfg["datasets"][0]["path"] = str(data)
+    cfg["plugins"] = [*cfg["plugins"], "capture.CapturePlugin"]
+    for key, value in overrides.items():
+        if value is None:
+            cfg.pop(key, None)
+        elif key == "dataset":
+            entry = cfg["datasets"][0]
+            entry.update(value)
+            for name in [k for k, v in value.items() if v is None]:
+                entry.pop(name)
+        else:
+            cfg[key] = value
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def hosted(line: dict) -> tuple[list[dict], dict, dict, Any]:
+    """(prompt, chosen, rejected, tools) of a hosted-shape line, read directly."""
+    return (line["input"]["messages"], line["preferred_output"][0], line["non_preferred_output"][0],
+            line["input"].get("tools"))
+
+
+def expected_rows(tok: Any, lines: list[dict], key: str = "reasoning_content",
+                  masked: bool = False) -> dict[tuple[int, ...], list[int]]:
+    """Per training sequence of the oracle (prompt ids + completion ids): its completion mask. With `masked`
+    (reasoning: mask), the tokens inside the output's reasoning trace are 0."""
+    out = {}
+    for line in lines:
+        prompt, chosen, rejected, tools = hosted(line)
+        prompt_ids = tok(render(tok, prompt, tools, True, key), add_special_tokens=False)["input_ids"]
+        for output in (chosen, rejected):
+            found = completion_oracle(tok, prompt, output, tools, STOPS, key)
+            assert found is not None, "the oracle has no completion for a test pair"
+            text, ids = found
+            mask = [1] * len(ids)
+            trace = output.get("reasoning_content") if masked else None
+            if trace:
+                start = text.index(trace)
+                pieces = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+                assert pieces["input_ids"] == ids
+                mask = [0 if start <= a and b <= start + len(trace) else 1 for a, b in pieces["offset_mapping"]]
+            out[tuple(prompt_ids + ids)] = [0] * len(prompt_ids) + mask
+    return out
+
+
+def captured(path: Path, pad: int) -> list[tuple[tuple[int, ...], list[int], tuple[int, ...], list[int]]]:
+    """(chosen ids, chosen mask, rejected ids, rejected mask) per pair of each captured batch, padding
+    checked and stripped."""
+    pairs = []
+    for batch in map(json.loads, path.read_text().splitlines()):
+        rows = []
+        for ids, attention, mask in zip(batch["input_ids"], batch["attention_mask"], batch["completion_mask"]):
+            n = sum(attention)
+            assert attention == [1] * n + [0] * (len(ids) - n) and ids[n:] == [pad] * (len(ids) - n)
+            assert mask[n:] == [0] * (len(ids) - n)
+            rows.append((tuple(ids[:n]), mask[:n]))
+        half = len(rows) // 2
+        pairs += [(*rows[i], *rows[half + i]) for i in range(half)]
+    return pairs
+
+
+def test_the_batches_inside_axolotl_train_are_the_oracle_pairs(tmp_path: Path, tiny_model: Path) -> None:
+    """The CoQA sample's first 6 pairs (multi-turn histories in chatml, on Qwen2's vocabulary), 2 steps of 3
+    pairs: every pair reaches the model once, with the oracle's ids, and its completion mask covers exactly
+    the answer through <|im_end|> (not the newline chatml prints after it, which TRL's own tokenization
+    trains)."""
+    from transformers import AutoTokenizer
+
+    lines = [json.loads(line) for line in COQA.read_text().splitlines()[:6]]
+    path = config(tmp_path, tiny_model, COQA, dataset={"split": "train[:6]"}, max_steps=2, micro_batch_size=3)
+    batches = tmp_path / "batches.jsonl"
+    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in run.stdout + run.stderr
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    expected = expected_rows(tok, lines)
+    pairs = captured(batches, tok.pad_token_id)
+    assert len(pairs) == 6
+    seen = set()
+    for chosen, chosen_mask, rejected, rejected_mask in pairs:
+        assert expected.get(chosen) == chosen_mask and expected.get(rejected) == rejected_mask
+        seen |= {chosen, rejected}
+    assert seen == set(expected)
+    ends = {ids[-1] for ids in expected}
+    assert ends == {tok.convert_tokens_to_ids("<|im_end|>")}  # nothing after the stop token
+
+
+#: Traces end in a word: Qwen2's BPE merges punctuation with the newline after it (".\n"), a token half
+#: trace, half markup that `reasoning: mask` cannot label (such a pair is refused, naming its line).
+REASONING_PAIRS = [
+    {"input": {"messages": [{"role": "system", "content": "Answer briefly."},
+                            {"role": "user", "content": "What is 3 + 4?"},
+                            {"role": "assistant", "content": "7."},
+                            {"role": "user", "content": "And 3 + 5?"}]},
+     "preferred_output": [{"role": "assistant", "content": "8.", "reasoning_content": "Three and five make eight"}],
+     "non_preferred_output": [{"role": "assistant", "content": "9.",
+                               "reasoning_content": "Three and five make nine"}]},
+    {"input": {"messages": [{"role": "user", "content": "Weather in Lyon?"}],
+               "tools": [{"type": "function", "function": {
+                   "name": "get_weather", "description": "Weather of a city",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                  "required": ["city"]}}}]},
+     "preferred_output": [{"role": "assistant", "content": None, "reasoning_content": "I should look it up",
+                           "tool_calls": [{"id": "call00001", "type": "function", "function": {
+                               "name": "get_weather", "arguments": "{\"city\": \"Lyon\"}"}}]}],
+     "non_preferred_output": [{"role": "assistant", "content": "It is sunny.",
+                               "reasoning_content": "I will guess"}]},
+]
+
+
+def test_reasoning_is_masked_and_tool_calls_trained_in_the_batches(tmp_path: Path, tiny_model: Path) -> None:
+    """Qwen 3's template as TRL ships it (reasoning and tool calls) with `reasoning: mask` on the dataset
+    entry (which axolotl's RL config drops: the plugin keeps it): in the captured batch each completion's
+    trace is 0 in the completion mask, and its markup, answer, tool-call markup and stop are 1; the ids are
+    the oracle's; the rows are named by their lines."""
+    import trl
+    from transformers import AutoTokenizer
+
+    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in REASONING_PAIRS))
+    path = config(tmp_path, tiny_model, data, dataset={"split": None, "reasoning": "mask"}, max_steps=1,
+                  micro_batch_size=2, chat_template="jinja", chat_template_jinja=template)
+    batches = tmp_path / "batches.jsonl"
+    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok.chat_template = template
+    expected = expected_rows(tok, REASONING_PAIRS, masked=True)
+    assert all(0 in mask[mask.index(1):] for mask in expected.values())  # each has a masked trace inside
+    pairs = captured(batches, tok.pad_token_id)
+    assert len(pairs) == 2
+    for chosen, chosen_mask, rejected, rejected_mask in pairs:
+        assert expected.get(chosen) == chosen_mask and expected.get(rejected) == rejected_mask
