@@ -163,3 +163,79 @@ def test_reasoning_is_masked_and_tool_calls_trained_in_the_batches(tmp_path: Pat
     assert len(pairs) == 2
     for chosen, chosen_mask, rejected, rejected_mask in pairs:
         assert expected.get(chosen) == chosen_mask and expected.get(rejected) == rejected_mask
+
+
+#: A handful of short multi-turn pairs for the behavioural test (short, so that 151k-way logits stay cheap).
+BEHAVIOUR_PAIRS = [
+    {"input": {"messages": [{"role": "user", "content": "Pick a colour."}, {"role": "assistant", "content": "Red."},
+                            {"role": "user", "content": "Another one?"}]},
+     "preferred_output": [{"role": "assistant", "content": "Blue."}],
+     "non_preferred_output": [{"role": "assistant", "content": "Green."}]},
+    {"input": {"messages": [{"role": "system", "content": "Be brief."},
+                            {"role": "user", "content": "Capital of France?"}]},
+     "preferred_output": [{"role": "assistant", "content": "Paris."}],
+     "non_preferred_output": [{"role": "assistant", "content": "Rome."}]},
+    {"input": {"messages": [{"role": "user", "content": "2 + 2?"}, {"role": "assistant", "content": "4."},
+                            {"role": "user", "content": "And 3 + 3?"}]},
+     "preferred_output": [{"role": "assistant", "content": "6."}],
+     "non_preferred_output": [{"role": "assistant", "content": "7."}]},
+    {"input": {"messages": [{"role": "user", "content": "Say hello."}]},
+     "preferred_output": [{"role": "assistant", "content": "Hello!"}],
+     "non_preferred_output": [{"role": "assistant", "content": "Goodbye."}]},
+]
+#: Steps and thresholds. The model's weights are random, so before training every completion token has a
+#: log-probability near -ln(151k) and the margin (chosen minus rejected, mean log-probability per completion
+#: token, averaged over the pairs) is about 0. DPO with its SFT term (dpo_loss_type [sigmoid, sft]: the
+#: chosen answers' likelihood too, as RPO does) for STEPS full fine-tuning steps on all 4 pairs at a constant
+#: 1e-2 must raise it past MARGIN, and greedy decoding after each prompt must then write the chosen answer
+#: and stop on <|im_end|>.
+STEPS, BEFORE, MARGIN = 60, 0.5, 2.0
+
+
+def margins(model_dir: Path, tok: Any, lines: list[dict]) -> float:
+    """The mean over pairs of mean log p(chosen token) - mean log p(rejected token), on the oracle's ids."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    out = []
+    for line in lines:
+        prompt, chosen, rejected, tools = hosted(line)
+        prompt_ids = tok(render(tok, prompt, tools, True), add_special_tokens=False)["input_ids"]
+        means = []
+        for output in (chosen, rejected):
+            _, ids = completion_oracle(tok, prompt, output, tools, STOPS)
+            with torch.no_grad():
+                logits = model(torch.tensor([prompt_ids + ids])).logits[0, len(prompt_ids) - 1:-1]
+            logps = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(ids)[:, None])
+            means.append(float(logps.mean()))
+        out.append(means[0] - means[1])
+    return sum(out) / len(out)
+
+
+def test_dpo_raises_the_margin_and_greedy_decoding_writes_the_chosen_answer(tmp_path: Path, tiny_model: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in BEHAVIOUR_PAIRS))
+    path = config(tmp_path, tiny_model, data, dataset={"split": None}, max_steps=STEPS, micro_batch_size=4,
+                  learning_rate=0.01, sequence_len=128, save_strategy="no")
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    before = margins(tiny_model, tok, BEHAVIOUR_PAIRS)
+    assert abs(before) < BEFORE
+    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(tmp_path / "b.jsonl"),
+                      PYTHONPATH=str(ROOT / "tests"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    after = margins(tmp_path / "out", tok, BEHAVIOUR_PAIRS)
+    print(f"margin before {before:.3f}, after {after:.3f}")
+    assert after > MARGIN
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    for line in BEHAVIOUR_PAIRS:
+        prompt, chosen, _, tools = hosted(line)
+        prompt_ids = tok(render(tok, prompt, tools, True), add_special_tokens=False)["input_ids"]
+        out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=12, do_sample=False, eos_token_id=end,
+                             pad_token_id=tok.pad_token_id)[0, len(prompt_ids):].tolist()
+        assert out == completion_oracle(tok, prompt, chosen, tools, STOPS)[1]
+        assert out[-1] == end

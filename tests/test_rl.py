@@ -1,0 +1,159 @@
+"""The preference path's loader (`axolotl_multiturn/rl.py`), collator and config checks, in process: exact ids
+against the pair oracle through text lines and Arrow rows, every refusal naming its line, every left-out
+pair counted."""
+
+from __future__ import annotations
+
+import json
+import types
+from typing import Any
+
+import pytest
+import torch
+from corpus import completion_oracle, render
+from datasets import Dataset
+from test_dpo import BEHAVIOUR_PAIRS, REASONING_PAIRS, STOPS, hosted
+from vocabularies import tokenizer
+
+from axolotl_multiturn.dataset import RowError
+from axolotl_multiturn.engine.pairs import Shape, split, to_shape
+from axolotl_multiturn.options import ConfigError
+from axolotl_multiturn.plugin import prepare_config
+from axolotl_multiturn.rl import TRAINER_CLS, PairColumn, check_config, label_dataset
+from axolotl_multiturn.trainer import ExactPairCollator, ExactPairsDPOTrainer
+
+pytestmark = pytest.mark.axolotl
+SECTIONS = ("datasets", "test_datasets")
+OURS = {"path": "pairs.jsonl", "type": "axolotl_multiturn.chat"}
+
+
+def lines_of(pairs: list[dict], blank_after: int | None = None) -> Dataset:
+    """A JSONL file as the plugin has axolotl read it: text lines."""
+    texts = [json.dumps(p) for p in pairs]
+    if blank_after is not None:
+        texts.insert(blank_after, "")
+    return Dataset.from_dict({"text": texts})
+
+
+def labelled(raw: Dataset, sequence_len: int = 256, **options: Any) -> tuple[Dataset, Any]:
+    return label_dataset(tokenizer("chatml"), {"sequence_len": sequence_len}, {**OURS, **options}, raw)
+
+
+def test_text_lines_and_arrow_rows_give_the_oracle_ids() -> None:
+    """Hosted lines read as text, and the same pairs in TRL's shape through Arrow (`Dataset.from_list`: keys
+    unified, nulls filled), give the oracle's prompt and completion ids, every completion token trained."""
+    tok = tokenizer("chatml")
+    trl_rows = [to_shape(split(p, Shape.HOSTED)[0], Shape.TRL) for p in BEHAVIOUR_PAIRS]
+    from_lines, summary = labelled(lines_of(BEHAVIOUR_PAIRS, blank_after=2))
+    from_arrow, _ = labelled(Dataset.from_list(trl_rows))
+    assert from_lines.to_dict() | {"source": None} == from_arrow.to_dict() | {"source": None}
+    assert from_lines["source"] == [0, 1, 3, 4]  # the blank line is line 3 (index 2), counted apart
+    assert summary.outcomes[next(o for o in summary.outcomes if o.value == "blank")] == 1
+    for row, line in zip(from_lines, BEHAVIOUR_PAIRS):
+        prompt, chosen, rejected, tools = hosted(line)
+        assert row[PairColumn.PROMPT_IDS.value] == tok(render(tok, prompt, tools, True), add_special_tokens=False)[
+            "input_ids"]
+        for output, ids, mask in ((chosen, PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
+                                  (rejected, PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK)):
+            assert row[ids.value] == completion_oracle(tok, prompt, output, tools, STOPS)[1]
+            assert row[mask.value] == [1] * len(row[ids.value])
+
+
+def test_pairs_longer_than_sequence_len_are_dropped_and_counted_or_stop_with_their_line() -> None:
+    raw = lines_of(BEHAVIOUR_PAIRS)
+    lengths = [len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in labelled(raw)[0]]
+    limit = sorted(lengths)[1]  # the two shortest fit
+    kept, summary = labelled(raw, sequence_len=limit)
+    assert len(kept) == sum(n <= limit for n in lengths) == 2
+    assert f"2 pairs longer than sequence_len ({limit}) dropped" in "\n".join(summary.lines())
+    first = next(i for i, n in enumerate(lengths) if n > limit)
+    with pytest.raises(RowError, match=rf"pairs.jsonl line {first + 1}: the prompt and its longer completion are "
+                                       rf"{lengths[first]} tokens, over sequence_len \({limit}\)"):
+        labelled(raw, sequence_len=limit, overflow="error")
+    with pytest.raises(ConfigError, match="overflow: truncate would cut a completion before its stop token"):
+        labelled(raw, overflow="truncate")
+    with pytest.raises(RowError, match="no pairs left to train on"):
+        labelled(raw, sequence_len=8)
+
+
+def test_bad_lines_are_named() -> None:
+    bad = {**BEHAVIOUR_PAIRS[0], "preferred_output": [{"role": "user", "content": "Blue."}]}
+    with pytest.raises(RowError, match=r"pairs.jsonl line 2:/preferred_output: MT401 an output must be exactly one "
+                                       r"assistant message .* Run `check-chat-jsonl FILE`"):
+        labelled(lines_of([BEHAVIOUR_PAIRS[0], bad]))
+    with pytest.raises(RowError, match=r"pairs.jsonl line 2: MT002 invalid JSON"):
+        labelled(Dataset.from_dict({"text": [json.dumps(BEHAVIOUR_PAIRS[0]), "{"]}))
+    with pytest.raises(RowError, match=r"pairs.jsonl line 1: not a preference pair"):
+        labelled(lines_of([{"messages": [{"role": "user", "content": "Hi"}]}]))
+    with pytest.raises(ConfigError, match="masking: boilerplate trains prompt text"):
+        labelled(lines_of(BEHAVIOUR_PAIRS), masking="boilerplate")
+
+
+def test_a_pair_that_cannot_be_labelled_exactly_is_named_or_skipped_and_counted() -> None:
+    """Qwen 3 (TRL's template) with `reasoning: mask`, a trace ending in "." (Qwen2 merges ".\\n" with the
+    markup after it): refused naming its line, or with on_unlabelable: skip left out and counted."""
+    from pathlib import Path
+
+    import trl
+
+    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+    merged = json.loads(json.dumps(REASONING_PAIRS[0]))
+    merged["preferred_output"][0]["reasoning_content"] += "."
+    raw = lines_of([REASONING_PAIRS[1], merged])
+    cfg = {"sequence_len": 256, "chat_template": "jinja", "chat_template_jinja": template}
+    with pytest.raises(RowError, match=r"pairs.jsonl line 2: token \d+ \(id \d+\) merges message 4 \(assistant\) "
+                                       r"reasoning and message 4 \(assistant\) markup"):
+        label_dataset(tokenizer("chatml"), cfg, {**OURS, "reasoning": "mask"}, raw)
+    kept, summary = label_dataset(tokenizer("chatml"), cfg, {**OURS, "reasoning": "mask", "on_unlabelable": "skip"},
+                                  raw)
+    assert kept["source"] == [0]
+    assert "1 pairs skipped (on_unlabelable: skip), e.g. pairs.jsonl line 2: token" in "\n".join(summary.lines())
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"rl": "orpo", "datasets": [OURS]}, "rl: orpo: type axolotl_multiturn.chat trains exact pairs with rl: dpo or "
+                                         "ipo .*its TRL trainer tokenizes the strings itself"),
+    ({"rl": "kto", "datasets": [OURS]}, "rl: kto: .*it does not train prompt/chosen/rejected pairs"),
+    ({"rl": "dpo", "datasets": [OURS, {"path": "x.jsonl", "type": "chatml.intel"}]},
+     r"datasets\[1\]: with rl: dpo, every dataset must be of type axolotl_multiturn.chat"),
+    ({"rl": "dpo", "datasets": [OURS], "trainer_cls": "my.Trainer"}, "trainer_cls: my.Trainer: exact pairs need"),
+])
+def test_what_cannot_be_trained_exactly_is_a_config_error(cfg: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg, SECTIONS)
+
+
+def test_the_plugin_names_the_trainer_only_for_pairs_of_our_type() -> None:
+    cfg = {"rl": "ipo", "datasets": [dict(OURS)]}
+    prepare_config(cfg)
+    assert cfg["trainer_cls"] == TRAINER_CLS
+    sft = {"datasets": [dict(OURS)]}
+    prepare_config(sft)
+    assert "trainer_cls" not in sft and not check_config({"rl": "dpo", "datasets": [{"path": "x"}]}, SECTIONS)
+
+
+def test_the_collator_trains_exactly_the_marked_tokens() -> None:
+    """TRL's batch layout (chosen rows, then rejected rows; right padding), its completion mask from ours."""
+    examples = [
+        {"prompt_ids": [5, 6, 7], "chosen_ids": [8, 9], "rejected_ids": [10], "chosen_mask": [0, 1],
+         "rejected_mask": [1], "source": 0},
+        {"prompt_ids": [5], "chosen_ids": [8, 9, 11, 12], "rejected_ids": [13, 14], "chosen_mask": [1, 0, 0, 1],
+         "rejected_mask": [1, 1], "source": 1},
+    ]
+    batch = ExactPairCollator(pad_token_id=0, pad_to_multiple_of=8)(examples)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 0, 0, 0], [5, 8, 9, 11, 12, 0, 0, 0],
+                                           [5, 6, 7, 10, 0, 0, 0, 0], [5, 13, 14, 0, 0, 0, 0, 0]]
+    assert batch["completion_mask"].tolist() == [[0, 0, 0, 0, 1, 0, 0, 0], [0, 1, 0, 0, 1, 0, 0, 0],
+                                                 [0, 0, 0, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1] * 5 + [0] * 3, [1] * 5 + [0] * 3, [1] * 4 + [0] * 4,
+                                                [1] * 3 + [0] * 5]
+    assert batch["completion_mask"].dtype == torch.long
+
+
+def test_the_trainer_refuses_a_dataset_of_strings() -> None:
+    """Handed prompt/chosen/rejected strings (axolotl's own loader), the trainer says what it needs
+    instead of tokenizing them its own way."""
+    strings = Dataset.from_dict({"prompt": ["a"], "chosen": ["b"], "rejected": ["c"]})
+    with pytest.raises(ValueError, match="train dataset: no prompt_ids, chosen_ids, rejected_ids, chosen_mask, "
+                                         "rejected_mask, source columns"):
+        ExactPairsDPOTrainer._prepare_dataset(types.SimpleNamespace(), strings, None, None, "train")
