@@ -127,13 +127,9 @@ class MultiTurnPlugin(BasePlugin):
         from axolotl.common.datasets import TrainDatasetMeta
         from axolotl.loaders import load_tokenizer
         from axolotl.utils.data.shared import create_train_validation_split
-        from axolotl.utils.dict import DictDefault
 
         tokenizer = load_tokenizer(cfg)
-        entries = {
-            section: [DictDefault(e) for e in self.raw_entries.get(section) or cfg.get(section) or []]
-            for section in DATASET_SECTIONS
-        }
+        entries = {section: raw_entries(cfg, section) for section in DATASET_SECTIONS}
         train, self.pair_summaries = rl.load_split(cfg, tokenizer, entries["datasets"])
         evaluation = None
         if entries["test_datasets"]:
@@ -193,6 +189,17 @@ class SummaryCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.trainer.log(dict(self.metrics))
+
+
+def raw_entries(cfg: Any, section: str = "datasets") -> list[Any]:
+    """A section's dataset entries as the plugin registered them (raw: with our options and `ds_type`),
+    or the validated ones where the plugin has not seen the config."""
+    from axolotl.integrations.base import PluginManager
+    from axolotl.utils.dict import DictDefault
+
+    plugin = next((p for p in PluginManager.get_instance().plugins.values() if isinstance(p, MultiTurnPlugin)), None)
+    kept = plugin.raw_entries.get(section) if plugin is not None else None
+    return [DictDefault(e) for e in kept or cfg.get(section) or []]
 
 
 def wandb_from_environment(cfg: dict[str, Any]) -> None:

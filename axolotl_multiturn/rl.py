@@ -120,11 +120,16 @@ def ours(entry: Mapping[str, Any]) -> bool:
     return isinstance(entry, Mapping) and entry.get("type") == DATASET_TYPE
 
 
-def check_config(cfg: Mapping[str, Any], sections: tuple[str, ...]) -> bool:
-    """Whether the raw config preference-tunes on datasets of our type (then the plugin loads them and
-    names the trainer); raises ConfigError for what cannot be trained exactly."""
+def method(cfg: Mapping[str, Any]) -> str:
+    """The config's `rl:` method ('' for none), raw or validated (axolotl's holds an RLType)."""
     value = cfg.get("rl") or ""
-    rl = str(getattr(value, "value", value)).lower()  # axolotl's validated config holds an RLType
+    return str(getattr(value, "value", value)).lower()
+
+
+def check_config(cfg: Mapping[str, Any], sections: tuple[str, ...]) -> bool:
+    """Whether the config (raw or validated) preference-tunes on datasets of our type (then the plugin
+    loads them and names the trainer); raises ConfigError for what cannot be trained exactly."""
+    rl = method(cfg)
     entries = [(s, i, e) for s in sections for i, e in enumerate(cfg.get(s) or [])]
     mine = [(s, i) for s, i, e in entries if ours(e)]
     if not rl or not mine:

@@ -239,3 +239,36 @@ def test_dpo_raises_the_margin_and_greedy_decoding_writes_the_chosen_answer(tmp_
                              pad_token_id=tok.pad_token_id)[0, len(prompt_ids):].tolist()
         assert out == completion_oracle(tok, prompt, chosen, tools, STOPS)[1]
         assert out[-1] == end
+
+
+def test_preview_shows_the_pairs_the_trainer_gets(tmp_path: Path, tiny_model: Path) -> None:
+    """`axolotl-multiturn preview` on a DPO config: each pair's prompt (masked), chosen and rejected with
+    their trained tokens marked, from the rows the trainer receives; the trace of `reasoning: mask`
+    unmarked; the same in the HTML report."""
+    import io
+
+    import trl
+    from rich.console import Console
+
+    from axolotl_multiturn.reports.preview import preview
+
+    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in REASONING_PAIRS))
+    path = config(tmp_path, tiny_model, data, dataset={"split": None, "reasoning": "mask"},
+                  chat_template="jinja", chat_template_jinja=template)
+    out = io.StringIO()
+    pairs, summary = preview(path, rows=2, html=tmp_path / "r.html", console=Console(file=out, width=400))
+    text = out.getvalue()
+    assert [p.source for p in pairs] == [0, 1]
+    assert "--- pair 0 (line 1)" in text and "--- pair 1 (line 2)" in text
+    # the traces (5 and 5 tokens; 5 and 3 in pair 1) are the only masked tokens of the completions
+    assert "chosen (10 of 15 tokens trained):\n«<think>\n»Three and five make eight«\n</think>\n\n8.<|im_end|>»" in text
+    assert "rejected (10 of 15 tokens trained):\n«<think>\n»Three and five make nine«\n</think>\n\n9.<|im_end|>»" in text
+    assert ('chosen (33 of 38 tokens trained):\n«<think>\n»I should look it up«\n</think>\n\n<tool_call>\n{"name": '
+            '"get_weather", "arguments": {"city": "Lyon"}}\n</tool_call><|im_end|>»') in text
+    assert "rejected (12 of 15 tokens trained):\n«<think>\n»I will guess«\n</think>\n\nIt is sunny.<|im_end|>»" in text
+    assert f"{data}: 2 pairs kept of 2;" in text
+    report = (tmp_path / "r.html").read_text()
+    assert report.count("<h2>Pair ") == 2 and "id='pair-1-rejected'" in report
+    assert '<span class="tok masked template" title="token 2 · id' in report

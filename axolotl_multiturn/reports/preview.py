@@ -22,6 +22,7 @@ from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
 from axolotl_multiturn.engine.spans import Kind, Span
 from axolotl_multiturn.reports import html as report_html
 from axolotl_multiturn.reports.summary import Summary, percent
+from axolotl_multiturn.rl import check_config
 
 TRAINED_STYLE = "bold black on green3"
 MASKED_STYLE = "grey50"
@@ -111,8 +112,9 @@ class Shown:
         return [(n, trained[n], total[n]) for n in [*names, "template"] if total[n]]
 
 
-def load_config(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any, Any]:
-    """(config, tokenizer, dataset entry, raw dataset) as axolotl builds them for training."""
+def load_config(config: str | Path, dataset: int = 0, read: bool = True) -> tuple[Any, Any, Any, Any]:
+    """(config, tokenizer, dataset entry, raw dataset) as axolotl builds them for training; with `read`
+    false, no dataset is read (None)."""
     from axolotl.cli.config import load_cfg
     from axolotl.loaders import load_tokenizer
     from axolotl.utils.data.shared import load_dataset_with_config
@@ -124,18 +126,10 @@ def load_config(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any, An
             raise SystemExit(f"{config}: no dataset {dataset} (it has {len(cfg.datasets or [])})")
         ds_cfg = cfg.datasets[dataset]
         tokenizer = load_tokenizer(cfg)
-        raw = load_dataset_with_config(ds_cfg, use_auth_token=False)
+        raw = load_dataset_with_config(ds_cfg, use_auth_token=False) if read else None
     finally:
         logging.disable(logging.NOTSET)
     return cfg, tokenizer, ds_cfg, raw
-
-
-def load(config: str | Path, dataset: int = 0) -> tuple[Any, Any, Any]:
-    """(strategy wrapper, the raw dataset, its config entry) as axolotl builds them for training."""
-    from axolotl.prompt_strategies import load as load_strategy
-
-    cfg, tokenizer, ds_cfg, raw = load_config(config, dataset)
-    return load_strategy(ds_cfg.type, tokenizer, cfg, ds_cfg), raw, ds_cfg
 
 
 def shown(wrapper: Any, raw: Any, rows: int) -> list[Shown]:
@@ -187,8 +181,19 @@ def preview(
 ) -> tuple[list[Shown], Summary]:
     """Print the first rows of a config's dataset with trained text highlighted, and the dataset summary;
     optionally write the HTML report. Returns what it showed."""
+    from axolotl_multiturn.plugin import DATASET_SECTIONS, raw_entries
+
     console = console or Console(highlight=False)
-    wrapper, raw, _ = load(config, dataset)
+    cfg, tokenizer, ds_cfg, _ = load_config(config, dataset, read=False)
+    if check_config(cfg, DATASET_SECTIONS):  # a preference config: its pairs, as the DPO trainer gets them
+        from axolotl_multiturn.reports.pair_preview import preview_pairs
+
+        return preview_pairs(cfg, tokenizer, raw_entries(cfg)[dataset], config, rows, html, console)
+    from axolotl.prompt_strategies import load as load_strategy
+    from axolotl.utils.data.shared import load_dataset_with_config
+
+    raw = load_dataset_with_config(ds_cfg, use_auth_token=False)
+    wrapper = load_strategy(ds_cfg.type, tokenizer, cfg, ds_cfg)
     strategy = wrapper.strategy
     summary = summarize(strategy, raw)
     items = shown(wrapper, raw, rows)
