@@ -49,6 +49,15 @@ def test_coqa_configs_are_the_hosted_job(tmp_path: Path, tiny_model: Path, name:
                                                               if name == "coqa-deepspeed.yml" else None)
 
 
+@pytest.mark.parametrize("name", ["coqa-dpo.yml", "coqa-dpo-tiny.yml"])
+def test_coqa_dpo_configs_train_exact_pairs(tmp_path: Path, tiny_model: Path, name: str, monkeypatch) -> None:
+    """Both DPO configs validate as shipped, and the plugin names the trainer that takes exact pairs."""
+    cfg = validated(tmp_path, tiny_model, name, monkeypatch)
+    assert (cfg.rl, cfg.trainer_cls) == ("dpo", "axolotl_multiturn.trainer.ExactPairsDPOTrainer")
+    assert cfg.datasets[0].type == "axolotl_multiturn.chat"
+    assert cfg.adapter == ("lora" if name == "coqa-dpo.yml" else None)
+
+
 def test_wandb_turns_on_from_the_environment(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
     cfg = validated(tmp_path, tiny_model, "coqa.yml", monkeypatch, WANDB_PROJECT="coqa", WANDB_API_KEY="k")
     assert (cfg.wandb_project, cfg.use_wandb) == ("coqa", True)
