@@ -99,7 +99,7 @@ class PairSummary:
         if o[PairOutcome.TOO_LONG]:
             out.append(
                 f"{self.source}: {o[PairOutcome.TOO_LONG]:,} pairs longer than sequence_len ({self.sequence_len}) "
-                "dropped (a prompt and either completion must fit; overflow: error stops on the first instead)"
+                "dropped (the prompt and each completion must fit; overflow: error stops on the first instead)"
             )
         if o[PairOutcome.SKIPPED]:
             out.append(

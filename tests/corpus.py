@@ -405,8 +405,8 @@ def _why(tok: Any, messages: list[dict], tools: Any, key: str, i: int) -> str:
             else "the history renders differently once the turn is added")
 
 
-def _short(error: BaseException) -> str:
-    return " ".join(str(error).split())[:160].rstrip()
+def _short(error: BaseException | str, limit: int = 160) -> str:
+    return " ".join(str(error).split())[:limit].rstrip()
 
 
 def trl_mask(template: Template, shape: str) -> str:
@@ -516,10 +516,34 @@ def pair_cell(template: Template, kind: str) -> str:
     return "exact"
 
 
-@cache
-def trl_dpo(template: Template) -> dict[str, str]:
-    """TRL's own DPO tokenization (`DPOTrainer._prepare_dataset`, run as is) of the pairs, against the
-    oracle where it gives one: per kind `same`, or where TRL's ids part from the exact pair."""
+def _dpo_pairs(template: Template) -> tuple[Any, list[tuple[str, list[dict], dict, dict, Any, Any]]]:
+    """(tokenizer, [(kind, prompt, chosen, rejected, tools, exact pair or None)]) for the kinds the pair
+    oracle judges exact (the exact pair) or refused (None: no exact pair exists), messages as the template
+    reads them."""
+    from axolotl_multiturn.engine.encode import Encoder
+    from axolotl_multiturn.engine.label import Labeller, Settings
+    from axolotl_multiturn.engine.pairs import Pair
+    from axolotl_multiturn.engine.preference import label_pair
+    from axolotl_multiturn.engine.render import ChatRenderer
+
+    tok = tokenizer(template)
+    labeller = Labeller(Encoder(tok, ChatRenderer.for_tokenizer(tok, tok.chat_template)), Settings(sequence_len=1 << 20))
+    out = []
+    for kind, (shape, n, other) in PAIRS.items():
+        verdict = pair(template, kind)
+        if not verdict.startswith(("exact", "refused")):
+            continue
+        messages, tools = SHAPES[shape]
+        key = (reasoning_key(tok, messages[:n + 1], tools) if "reasoning" in kind else None) or "reasoning_content"
+        shown = as_template_reads(tok, [*messages[:n + 1], other], key)
+        exact = label_pair(labeller, Pair(messages[:n], tools, messages[n], other, {})) if verdict == "exact" else None
+        out.append((kind, shown[:n], shown[n], shown[n + 1], tools, exact))
+    return tok, out
+
+
+def _trl_tokenized(tok: Any, row: dict) -> dict:
+    """TRL's `DPOTrainer._prepare_dataset`, run as is, on one row (a dataset of its own: a file of pairs
+    would also unify keys across pairs)."""
     import types
 
     import datasets
@@ -527,57 +551,73 @@ def trl_dpo(template: Template) -> dict[str, str]:
     from trl import DPOConfig
     from trl.trainer.dpo_trainer import DPOTrainer
 
-    from axolotl_multiturn.engine.encode import Encoder
-    from axolotl_multiturn.engine.label import Labeller, Settings
-    from axolotl_multiturn.engine.pairs import Pair
-    from axolotl_multiturn.engine.preference import label_pair
-    from axolotl_multiturn.engine.render import ChatRenderer
-
     datasets.disable_progress_bars()
-    tok = tokenizer(template)
-    labeller = Labeller(Encoder(tok, ChatRenderer.for_tokenizer(tok, tok.chat_template)), Settings(sequence_len=1 << 20))
-    out, rows, ours = {}, [], {}
-    for kind, (shape, n, other) in PAIRS.items():
-        verdict = pair(template, kind)
-        if not verdict.startswith(("exact", "refused")):
-            out[kind] = "-"
-            continue
-        messages, tools = SHAPES[shape]
-        key = (reasoning_key(tok, messages[:n + 1], tools) if "reasoning" in kind else None) or "reasoning_content"
-        shown = as_template_reads(tok, [*messages[:n + 1], other], key)
-        rows.append({"prompt": shown[:n], "chosen": [shown[n]], "rejected": [shown[n + 1]],
-                     "tools": json.dumps(tools) if tools else None, "kind": kind})
-        ours[kind] = label_pair(labeller, Pair(messages[:n], tools, messages[n], other, {})) if verdict == "exact" else None
-    if not rows:
-        return out
     args = DPOConfig(output_dir=str(ROOT / ".cache" / "dpo"), max_length=None, dataset_num_proc=None, report_to=[],
                      bf16=False, use_cpu=True)
-    for row in rows:
-        # One dataset per pair (a file of pairs would also unify keys across pairs).
+    return DPOTrainer._prepare_dataset(types.SimpleNamespace(_tokenizer=tok), Dataset.from_list([row]), tok, args,
+                                       "train")[0]
+
+
+def _against(tok: Any, theirs: dict, exact: Any) -> str:
+    """Another tool's `prompt_ids`/`chosen_ids`/`rejected_ids` against the exact pair, in a cell."""
+    if exact is None:
+        return "trains it anyway (no exact boundary)"
+    found = []
+    if theirs["prompt_ids"] != exact.prompt_ids.tolist():
+        found.append("prompt ids differ")
+    for name, completion in (("chosen", exact.chosen), ("rejected", exact.rejected)):
+        ids, mine = theirs[f"{name}_ids"], completion.ids.tolist()
+        if ids == mine:
+            continue
+        if ids[:len(mine)] == mine:
+            found.append(f"{name} adds {tok.decode(ids[len(mine):])!r} after the stop")
+        elif mine[:len(ids)] == ids:
+            found.append(f"{name} lacks {tok.decode(mine[len(ids):])!r} at the end")
+        else:
+            found.append(f"{name} ids differ")
+    return "same" if not found else _short("; ".join(dict.fromkeys(
+        f.replace("chosen", "output").replace("rejected", "output") for f in found)))
+
+
+@cache
+def trl_dpo(template: Template) -> dict[str, str]:
+    """TRL's own DPO tokenization (`DPOTrainer._prepare_dataset`, run as is) of the conversational pairs,
+    against the exact pairs: per kind `same`, or where TRL's ids part from them."""
+    tok, pairs = _dpo_pairs(template)
+    out = {kind: "-" for kind in PAIRS}
+    for kind, prompt, chosen, rejected, tools, exact in pairs:
+        row = {"prompt": prompt, "chosen": [chosen], "rejected": [rejected], "tools": json.dumps(tools) if tools else None}
         try:
-            row = DPOTrainer._prepare_dataset(types.SimpleNamespace(_tokenizer=tok), Dataset.from_list([row]), tok,
-                                              args, "train")[0] | {"kind": row["kind"]}
+            out[kind] = _against(tok, _trl_tokenized(tok, row), exact)
         except Exception as error:  # noqa: BLE001 - TRL's failure is the cell
-            out[row["kind"]] = _short(f"fails: {type(error).__name__}: {error} (Arrow's null-filled message keys "
-                                      "reach the template)" if "NoneType" in str(error) else f"fails: {error}")
+            out[kind] = _short(f"fails: {type(error).__name__}: {error} (Arrow's null-filled message keys "
+                               "reach the template)" if "NoneType" in str(error) else f"fails: {error}")
+    return out
+
+
+@cache
+def axolotl_dpo(template: Template) -> dict[str, str]:
+    """axolotl's own DPO strategy for chat data (`type: chat_template.default` under `rl: dpo`: its transform
+    renders the prompt, and each output after a placeholder user turn, cut at the output's content), then
+    TRL's tokenization of those strings as axolotl's DPO trainer runs it, against the exact pairs."""
+    from axolotl.prompt_strategies.dpo.chat_template import default
+
+    tok, pairs = _dpo_pairs(template)
+    cfg = {"chat_template": "jinja", "chat_template_jinja": tok.chat_template, "datasets": [{"type": "chat_template"}]}
+    transform, _ = default(cfg)
+    out = {kind: "-" for kind in PAIRS}
+    for kind, prompt, chosen, rejected, tools, exact in pairs:
+        try:
+            strings = transform({"messages": prompt, "chosen": chosen, "rejected": rejected}, tokenizer=tok)
+            theirs = _trl_tokenized(tok, strings)
+        except Exception as error:  # noqa: BLE001 - axolotl's failure is the cell
+            out[kind] = _short(f"fails: {type(error).__name__}: {error}")
             continue
-        exact = ours[row["kind"]]
-        if exact is None:
-            out[row["kind"]] = "trains it anyway (no exact boundary)"
-            continue
-        found = []
-        if row["prompt_ids"] != exact.prompt_ids.tolist():
-            found.append("prompt ids differ")
-        for name, completion in (("chosen", exact.chosen), ("rejected", exact.rejected)):
-            theirs, mine = row[f"{name}_ids"], completion.ids.tolist()
-            if theirs == mine:
-                continue
-            if theirs[:len(mine)] == mine:
-                found.append(f"{name} adds {tok.decode(theirs[len(mine):])!r} after the stop")
-            else:
-                found.append(f"{name} ids differ")
-        out[row["kind"]] = "same" if not found else _short("; ".join(dict.fromkeys(
-            f.replace("chosen", "output").replace("rejected", "output") for f in found)))
+        cell = _against(tok, theirs, exact)
+        lost = [*(["tools"] if tools else []), *(["the history's tool calls"] if any(m.get("tool_calls") for m in prompt)
+                                                 else []),
+                *(f"the output's {k}" for k in ("reasoning_content", "thinking", "reasoning", "tool_calls") if chosen.get(k))]
+        out[kind] = cell if cell == "same" or not lost else _short(f"{cell} ({', '.join(lost)} dropped)", 200)
     return out
 
 
@@ -597,7 +637,8 @@ def rows() -> dict[str, dict[str, str]]:
             **{f"trl-mask/{t.name}@{t.digest}": {shape: trl_mask(t, shape) for shape in SHAPES}
                for t in templates() if t.training},
             **{f"pair/{key(t)}": {kind: pair(t, kind) for kind in PAIRS} for t in templates()},
-            **{f"trl-dpo/{_versions()['trl']}/{key(t)}": trl_dpo(t) for t in templates()}}
+            **{f"trl-dpo/{_versions()['trl']}/{key(t)}": trl_dpo(t) for t in templates()},
+            **{f"axolotl-dpo/{_versions()['axolotl']}/{key(t)}": axolotl_dpo(t) for t in templates()}}
 
 
 @cache
@@ -687,12 +728,29 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         "or `trains it anyway` where no exact pair exists (TRL only warns when the prompt's tokens are not a",
         "prefix). `-`: the template cannot render the pair.",
         "",
-        *_trl_summary(merged),
+        *_dpo_summary(merged, "trl-dpo", "trl"),
         "",
         f"| pair | {' | '.join(PAIRS)} |",
         f"|{'---|' * (len(PAIRS) + 1)}",
         *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in PAIRS)} |"
           for k, row in sorted(merged.items()) if k.startswith("trl-dpo/")),
+        "",
+        "## axolotl's DPO strategy against the exact pairs",
+        "",
+        "Rows `axolotl-dpo/<axolotl version>/...` run axolotl's own strategy for chat data under `rl: dpo`",
+        "(`type: chat_template.default`, unchanged: the prompt rendered with the generation prompt; each output",
+        "rendered after a placeholder user turn `[[dummy_message]]` and cut from where its content starts, the",
+        "render's trailing whitespace stripped; messages reduced to role and content), then TRL's tokenization",
+        "of those strings as axolotl's DPO trainer runs it, on the same pairs: `same`, or where the ids part",
+        "from the exact pair. The reduction drops a reasoning trace and tool calls (said in the cell), and the",
+        "cut at the content drops the markup before it (a thinking block, a channel header).",
+        "",
+        *_dpo_summary(merged, "axolotl-dpo", "axolotl"),
+        "",
+        f"| pair | {' | '.join(PAIRS)} |",
+        f"|{'---|' * (len(PAIRS) + 1)}",
+        *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in PAIRS)} |"
+          for k, row in sorted(merged.items()) if k.startswith("axolotl-dpo/")),
         "",
     ]
     tmp = path.with_suffix(".tmp")
@@ -700,18 +758,18 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
     tmp.replace(path)
 
 
-def _trl_summary(merged: dict[str, dict[str, str]]) -> list[str]:
-    """How often TRL's pairs part from the exact ones, per TRL version, counted over the table's cells."""
+def _dpo_summary(merged: dict[str, dict[str, str]], prefix: str, package: str) -> list[str]:
+    """How often another tool's pairs part from the exact ones, per version of it, over the table's cells."""
     out = []
-    for version in sorted({k.split("/")[1] for k in merged if k.startswith("trl-dpo/")}):
-        cells = [c for k, row in merged.items() if k.startswith(f"trl-dpo/{version}/") for c in row.values() if c != "-"]
+    for version in sorted({k.split("/")[1] for k in merged if k.startswith(f"{prefix}/")}):
+        cells = [c for k, row in merged.items() if k.startswith(f"{prefix}/{version}/") for c in row.values() if c != "-"]
         after = sum("after the stop" in c for c in cells)
         anyway = sum(c.startswith("trains it anyway") for c in cells)
         fails = sum(c.startswith("fails") for c in cells)
         other = len(cells) - after - anyway - fails - cells.count("same")
-        out.append(f"- trl {version}, {len(cells)} pairs: {cells.count('same')} the same, {after} with text after the "
-                   f"stop token in a completion, {other} otherwise different, {anyway} trained with no exact "
-                   f"boundary, {fails} failing in TRL's tokenization.")
+        out.append(f"- {package} {version}, {len(cells)} pairs: {cells.count('same')} the same, {after} with text "
+                   f"after the stop token in a completion, {other} otherwise different, {anyway} trained with no "
+                   f"exact boundary, {fails} failing.")
     return out
 
 
