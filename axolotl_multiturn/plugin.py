@@ -58,7 +58,7 @@ def prepare_config(cfg: dict[str, Any]) -> None:
     place."""
     block = validate_block(cfg.get("multiturn"), "multiturn")
     if rl.check_config(cfg, DATASET_SECTIONS):
-        cfg["trainer_cls"] = rl.TRAINER_CLS
+        cfg["trainer_cls"] = rl.TRAINERS[rl.method(cfg)]
     for section in DATASET_SECTIONS:
         for i, entry in enumerate(cfg.get(section) or []):
             if isinstance(entry, dict) and entry.get("type") == DATASET_TYPE:
@@ -119,7 +119,7 @@ class MultiTurnPlugin(BasePlugin):
         self.raw_entries = {section: [dict(e) for e in cfg.get(section) or []] for section in DATASET_SECTIONS}
 
     def load_datasets(self, cfg: Any, preprocess: bool = False) -> Any:
-        """With `rl: dpo` or `ipo` on datasets of our type: the exact pairs (`rl.py`), in axolotl's
+        """With `rl:` (dpo, ipo, orpo, simpo) on datasets of our type: the exact pairs (`rl.py`), in axolotl's
         `TrainDatasetMeta`; None otherwise (axolotl loads the datasets, and our strategy labels SFT rows).
         Pairs are labelled on each run (no prepared copy is saved): that is as fast as reading one back."""
         if not rl.check_config(cfg, DATASET_SECTIONS):

@@ -1,12 +1,12 @@
-"""axolotl's preference path (`rl: dpo`, `rl: ipo`) for datasets of type `axolotl_multiturn.chat`: the exact
-pairs of `engine/preference.py` as the token ids the trainer consumes.
+"""axolotl's preference path (`rl: dpo`, `ipo`, `orpo`, `simpo`) for datasets of type `axolotl_multiturn.chat`:
+the exact pairs of `engine/preference.py` as the token ids the trainer consumes.
 
 axolotl's own RL loader turns each line into prompt/chosen/rejected strings, filters them by lengths it
 re-tokenizes and truncates answers by decoding their tokens alone; TRL's DPO trainer then tokenizes the
 strings again and trains every token after the prompt's length. The plugin's `load_datasets` hook hands the
 trainer this module's dataset instead: per pair, the prompt's ids, each completion's ids and which of them
 train (`PairColumn`), each pair checked against `sequence_len` and counted, never cut
-(`trainer.ExactPairsDPOTrainer` keeps the ids and trains exactly the marked tokens).
+(the trainers of `trainer.py` keep the ids and train exactly the marked tokens).
 """
 
 from __future__ import annotations
@@ -37,12 +37,14 @@ from axolotl_multiturn.options import ConfigError, Options, resolve
 
 LOG = get_logger("axolotl_multiturn.rl")
 
-#: The `rl:` methods whose trainer (axolotl's DPO trainer: DPO and its loss types, IPO) we feed exact pairs.
-SUPPORTED_RL = ("dpo", "ipo")
-#: Methods that take the same prompt/chosen/rejected rows through another TRL trainer (ORPO, CPO/SimPO),
-#: which tokenizes in its own way; not fed exactly yet, so refused rather than trained approximately.
-REFUSED_RL = ("orpo", "simpo")
-TRAINER_CLS = "axolotl_multiturn.trainer.ExactPairsDPOTrainer"
+#: The `rl:` methods of axolotl that train prompt/chosen/rejected rows, and the trainer (axolotl's own,
+#: `trainer.py`) that takes them as exact pairs.
+TRAINERS = {
+    "dpo": "axolotl_multiturn.trainer.ExactPairsDPOTrainer",  # DPO and its loss types
+    "ipo": "axolotl_multiturn.trainer.ExactPairsDPOTrainer",
+    "orpo": "axolotl_multiturn.trainer.ExactPairsORPOTrainer",
+    "simpo": "axolotl_multiturn.trainer.ExactPairsCPOTrainer",
+}
 
 
 class PairColumn(str, Enum):
@@ -134,15 +136,15 @@ def check_config(cfg: Mapping[str, Any], sections: tuple[str, ...]) -> bool:
     mine = [(s, i) for s, i, e in entries if ours(e)]
     if not rl or not mine:
         return False
-    if rl not in SUPPORTED_RL:
-        why = (
-            "its TRL trainer tokenizes the strings itself, so exact pairs cannot reach it yet"
-            if rl in REFUSED_RL
-            else "it does not train prompt/chosen/rejected pairs"
-        )
+    if rl not in TRAINERS:
         raise ConfigError(
-            f"rl: {rl}: type {DATASET_TYPE} trains exact pairs with rl: {' or '.join(SUPPORTED_RL)} "
-            f"(DPO's loss types through dpo_loss_type included); {why}"
+            f"rl: {rl}: type {DATASET_TYPE} trains prompt/chosen/rejected pairs, with rl: {', '.join(TRAINERS)}; "
+            f"{rl} does not train such pairs"
+        )
+    if rl == "simpo" and cfg.get("simpo_gamma") is None:
+        raise ConfigError(
+            "rl: simpo: set simpo_gamma (SimPO's target reward margin, e.g. 0.5): without it axolotl hands TRL's "
+            "CPO trainer none, and it fails at the first step"
         )
     others = [f"{s}[{i}]" for s, i, e in entries if not ours(e)]
     if others:
@@ -151,10 +153,10 @@ def check_config(cfg: Mapping[str, Any], sections: tuple[str, ...]) -> bool:
             "when one is (the plugin loads them all as exact pairs); convert the others with "
             "`axolotl-multiturn convert preference`"
         )
-    if cfg.get("trainer_cls") not in (None, TRAINER_CLS):
+    if cfg.get("trainer_cls") not in (None, TRAINERS[rl]):
         raise ConfigError(
-            f"trainer_cls: {cfg['trainer_cls']}: exact pairs need {TRAINER_CLS} (it keeps the pairs' ids and "
-            "trains exactly their completion tokens); subclass it, or remove trainer_cls"
+            f"trainer_cls: {cfg['trainer_cls']}: exact pairs with rl: {rl} need {TRAINERS[rl]} (it keeps the "
+            "pairs' ids and trains exactly their completion tokens); subclass it, or remove trainer_cls"
         )
     return True
 

@@ -1,12 +1,15 @@
-"""axolotl's DPO trainer, fed exact pairs: it keeps the pairs' token ids and trains exactly their marked
-completion tokens.
+"""axolotl's preference trainers, fed exact pairs: they keep the pairs' token ids and train exactly their
+marked completion tokens.
 
-TRL's `DPOTrainer._prepare_dataset` re-tokenizes the prompt and prompt + completion strings (and slices by
-the prompt's length), and its `DataCollatorForPreference` trains every completion token. Here the dataset
-already holds the ids (`rl.PairColumn`, from the plugin's `load_datasets`), so `_prepare_dataset` keeps
-them, and the collator's `completion_mask` follows each pair's own mask (a masked reasoning trace stays out
-of the log-probabilities). The plugin names this class through axolotl's `trainer_cls` (axolotl's RL builder
-hands a plugin's `get_trainer_cls` no model arguments).
+The dataset already holds the ids (`rl.PairColumn`, from the plugin's `load_datasets`). TRL's
+`DPOTrainer._prepare_dataset` would re-tokenize the prompt and prompt + completion strings (and slice by the
+prompt's length), and its `DataCollatorForPreference` trains every completion token: here `_prepare_dataset`
+keeps the ids, and the collator's `completion_mask` follows each pair's own mask (a masked reasoning trace
+stays out of the log-probabilities). TRL's ORPO and CPO (SimPO) trainers tokenize each row in `tokenize_row`
+(prompt and answer strings, a BOS and an EOS added where missing, answers cut to `max_length`): here
+`tokenize_row` writes the same layout from the ids, the labels -100 outside the trained tokens. The plugin
+names these classes through axolotl's `trainer_cls` (axolotl's RL builder hands a plugin's `get_trainer_cls`
+no model arguments).
 """
 
 from __future__ import annotations
@@ -16,11 +19,42 @@ from typing import Any
 
 import torch
 from axolotl.core.trainers.dpo.trainer import AxolotlDPOTrainer
+from axolotl.core.trainers.trl import AxolotlCPOTrainer, AxolotlORPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.rl import PairColumn
 
 COLUMNS = [c.value for c in PairColumn]
+HALVES = (
+    ("chosen", PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
+    ("rejected", PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK),
+)
+
+
+def require_pairs(columns: list[str] | None, trainer: str, dataset_name: str) -> None:
+    missing = [c for c in COLUMNS if c not in (columns or [])]
+    if missing:
+        raise ValueError(
+            f"{dataset_name} dataset: no {', '.join(missing)} columns: {trainer} trains the exact pairs the "
+            "axolotl_multiturn plugin loads (plugins: [axolotl_multiturn.MultiTurnPlugin] and datasets of type "
+            "axolotl_multiturn.chat)"
+        )
+
+
+def tokenized_row(feature: dict[str, Any]) -> dict[str, list[int]]:
+    """An exact pair in the layout of TRL's ORPO and CPO `tokenize_row`: prompt, and prompt + each answer
+    with labels (-100 on the prompt and on masked answer tokens)."""
+    prompt = list(feature[PairColumn.PROMPT_IDS.value])
+    out = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
+    for half, ids, mask in HALVES:
+        answer = list(feature[ids.value])
+        out[f"{half}_input_ids"] = prompt + answer
+        out[f"{half}_attention_mask"] = [1] * (len(prompt) + len(answer))
+        out[f"{half}_labels"] = [IGNORE_INDEX] * len(prompt) + [
+            token if trained else IGNORE_INDEX for token, trained in zip(answer, feature[mask.value])
+        ]
+    return out
 
 
 @dataclass
@@ -32,8 +66,7 @@ class ExactPairCollator(DataCollatorForPreference):
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super().torch_call(examples)
         mask = torch.zeros_like(batch["completion_mask"])
-        halves = ((PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK), (PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK))
-        for half, (ids, own) in enumerate(halves):
+        for half, (_, ids, own) in enumerate(HALVES):
             for row, example in enumerate(examples):
                 start = len(example[PairColumn.PROMPT_IDS.value])
                 if len(example[own.value]) != len(example[ids.value]):
@@ -59,15 +92,25 @@ class ExactPairsDPOTrainer(AxolotlDPOTrainer):
         super().__init__(*args, data_collator=collator, **kwargs)
 
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
-        missing = [c for c in COLUMNS if c not in (dataset.column_names or [])]
-        if missing:
-            raise ValueError(
-                f"{dataset_name} dataset: no {', '.join(missing)} columns: {type(self).__name__} trains the exact "
-                "pairs the axolotl_multiturn plugin loads (plugins: [axolotl_multiturn.MultiTurnPlugin] and "
-                "datasets of type axolotl_multiturn.chat)"
-            )
+        require_pairs(dataset.column_names, type(self).__name__, dataset_name)
         return dataset
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
         self._signature_columns = list(dict.fromkeys([*self._signature_columns, *COLUMNS]))
+
+
+class ExactRows:
+    """`tokenize_row` of TRL's ORPO and CPO trainers, for exact pairs (mixed in before the trainer)."""
+
+    def tokenize_row(self, feature: dict[str, Any], model: Any = None) -> dict[str, list[int]]:
+        require_pairs(list(feature), type(self).__name__, "a")
+        return tokenized_row(feature)
+
+
+class ExactPairsORPOTrainer(ExactRows, AxolotlORPOTrainer):
+    """`AxolotlORPOTrainer` on exact pairs: ORPO's odds-ratio loss and its NLL on the chosen labels."""
+
+
+class ExactPairsCPOTrainer(ExactRows, AxolotlCPOTrainer):
+    """`AxolotlCPOTrainer` on exact pairs: SimPO (axolotl's `rl: simpo`), with CPO's NLL by `cpo_alpha`."""

@@ -1,5 +1,5 @@
 """A test plugin for `axolotl train`: writes each batch the trainer computes a loss on to the JSON Lines file
-named by $CAPTURE_BATCHES (the ids and masks that reach the model), then lets the trainer go on."""
+named by $CAPTURE_BATCHES (every tensor of it: the ids, masks and labels that reach the model), then lets the trainer go on."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Any
 
 from axolotl.integrations.base import BasePlugin
 
-KEYS = ("input_ids", "attention_mask", "completion_mask")
-
 
 class CapturePlugin(BasePlugin):
     def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
@@ -18,7 +16,7 @@ class CapturePlugin(BasePlugin):
 
         def capture(model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
             with open(os.environ["CAPTURE_BATCHES"], "a", encoding="utf-8") as out:
-                out.write(json.dumps({k: inputs[k].tolist() for k in KEYS if k in inputs}) + "\n")
+                out.write(json.dumps({k: v.tolist() for k, v in inputs.items() if hasattr(v, "tolist")}) + "\n")
             return compute_loss(model, inputs, *args, **kwargs)
 
         trainer.compute_loss = capture

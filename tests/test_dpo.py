@@ -272,3 +272,37 @@ def test_preview_shows_the_pairs_the_trainer_gets(tmp_path: Path, tiny_model: Pa
     report = (tmp_path / "r.html").read_text()
     assert report.count("<h2>Pair ") == 2 and "id='pair-1-rejected'" in report
     assert '<span class="tok masked template" title="token 2 · id' in report
+
+
+@pytest.mark.parametrize("rl", ["orpo", "simpo"])
+def test_orpo_and_simpo_batches_are_the_oracle_pairs(tmp_path: Path, tiny_model: Path, rl: str) -> None:
+    """ORPO and SimPO (TRL's ORPO and CPO trainers, which tokenize rows themselves) with the reasoning and
+    tool-call pairs under `reasoning: mask`: in the captured batch, prompt + answer ids are the oracle's and
+    the labels are the answer's ids where its completion mask is 1, -100 elsewhere (prompt, trace)."""
+    import trl
+    from transformers import AutoTokenizer
+
+    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in REASONING_PAIRS))
+    path = config(tmp_path, tiny_model, data, dataset={"split": None, "reasoning": "mask"}, max_steps=1,
+                  micro_batch_size=2, chat_template="jinja", chat_template_jinja=template, rl=rl,
+                  rl_beta=None, dpo_loss_type=None, dpo_loss_weights=None,
+                  **({"simpo_gamma": 0.5} if rl == "simpo" else {}))
+    batches = tmp_path / "batches.jsonl"
+    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok.chat_template = template
+    expected = expected_rows(tok, REASONING_PAIRS, masked=True)
+    (batch,) = map(json.loads, batches.read_text().splitlines())
+    seen = set()
+    for half in ("chosen", "rejected"):
+        for ids, attention, labels in zip(batch[f"{half}_input_ids"], batch[f"{half}_attention_mask"],
+                                          batch[f"{half}_labels"]):
+            n = sum(attention)
+            assert ids[n:] == [tok.pad_token_id] * (len(ids) - n) and labels[n:] == [-100] * (len(ids) - n)
+            row = tuple(ids[:n])
+            assert [t if m else -100 for t, m in zip(row, expected[row])] == labels[:n]
+            seen.add(row)
+    assert seen == set(expected)

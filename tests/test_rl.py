@@ -19,8 +19,8 @@ from axolotl_multiturn.dataset import RowError
 from axolotl_multiturn.engine.pairs import Shape, split, to_shape
 from axolotl_multiturn.options import ConfigError
 from axolotl_multiturn.plugin import prepare_config
-from axolotl_multiturn.rl import TRAINER_CLS, PairColumn, check_config, label_dataset
-from axolotl_multiturn.trainer import ExactPairCollator, ExactPairsDPOTrainer
+from axolotl_multiturn.rl import PairColumn, check_config, label_dataset
+from axolotl_multiturn.trainer import ExactPairCollator, ExactPairsDPOTrainer, tokenized_row
 
 pytestmark = pytest.mark.axolotl
 SECTIONS = ("datasets", "test_datasets")
@@ -111,25 +111,40 @@ def test_a_pair_that_cannot_be_labelled_exactly_is_named_or_skipped_and_counted(
 
 
 @pytest.mark.parametrize(("cfg", "message"), [
-    ({"rl": "orpo", "datasets": [OURS]}, "rl: orpo: type axolotl_multiturn.chat trains exact pairs with rl: dpo or "
-                                         "ipo .*its TRL trainer tokenizes the strings itself"),
-    ({"rl": "kto", "datasets": [OURS]}, "rl: kto: .*it does not train prompt/chosen/rejected pairs"),
+    ({"rl": "kto", "datasets": [OURS]}, "rl: kto: type axolotl_multiturn.chat trains prompt/chosen/rejected pairs, "
+                                        "with rl: dpo, ipo, orpo, simpo; kto does not train such pairs"),
+    ({"rl": "grpo", "datasets": [OURS]}, "rl: grpo: .*grpo does not train such pairs"),
+    ({"rl": "simpo", "datasets": [OURS]}, "rl: simpo: set simpo_gamma"),
     ({"rl": "dpo", "datasets": [OURS, {"path": "x.jsonl", "type": "chatml.intel"}]},
      r"datasets\[1\]: with rl: dpo, every dataset must be of type axolotl_multiturn.chat"),
-    ({"rl": "dpo", "datasets": [OURS], "trainer_cls": "my.Trainer"}, "trainer_cls: my.Trainer: exact pairs need"),
+    ({"rl": "dpo", "datasets": [OURS], "trainer_cls": "my.Trainer"},
+     "trainer_cls: my.Trainer: exact pairs with rl: dpo need axolotl_multiturn.trainer.ExactPairsDPOTrainer"),
 ])
 def test_what_cannot_be_trained_exactly_is_a_config_error(cfg: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         check_config(cfg, SECTIONS)
 
 
-def test_the_plugin_names_the_trainer_only_for_pairs_of_our_type() -> None:
-    cfg = {"rl": "ipo", "datasets": [dict(OURS)]}
+@pytest.mark.parametrize(("rl", "trainer"), [("dpo", "ExactPairsDPOTrainer"), ("ipo", "ExactPairsDPOTrainer"),
+                                             ("orpo", "ExactPairsORPOTrainer"), ("simpo", "ExactPairsCPOTrainer")])
+def test_the_plugin_names_the_trainer_only_for_pairs_of_our_type(rl: str, trainer: str) -> None:
+    cfg = {"rl": rl, "datasets": [dict(OURS)], "simpo_gamma": 0.5}
     prepare_config(cfg)
-    assert cfg["trainer_cls"] == TRAINER_CLS
+    assert cfg["trainer_cls"] == f"axolotl_multiturn.trainer.{trainer}"
     sft = {"datasets": [dict(OURS)]}
     prepare_config(sft)
     assert "trainer_cls" not in sft and not check_config({"rl": "dpo", "datasets": [{"path": "x"}]}, SECTIONS)
+
+
+def test_orpo_and_cpo_rows_label_exactly_the_marked_tokens() -> None:
+    """The layout of TRL's ORPO/CPO `tokenize_row`, from the ids: nothing added, labels -100 off the mask."""
+    row = tokenized_row({"prompt_ids": [5, 6], "chosen_ids": [8, 9, 2], "rejected_ids": [10, 2],
+                         "chosen_mask": [0, 1, 1], "rejected_mask": [1, 1], "source": 0})
+    assert row == {"prompt_input_ids": [5, 6], "prompt_attention_mask": [1, 1],
+                   "chosen_input_ids": [5, 6, 8, 9, 2], "chosen_attention_mask": [1] * 5,
+                   "chosen_labels": [-100, -100, -100, 9, 2],
+                   "rejected_input_ids": [5, 6, 10, 2], "rejected_attention_mask": [1] * 4,
+                   "rejected_labels": [-100, -100, 10, 2]}
 
 
 def test_the_collator_trains_exactly_the_marked_tokens() -> None:
