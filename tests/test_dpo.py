@@ -102,7 +102,9 @@ def test_the_batches_inside_axolotl_train_are_the_oracle_pairs(tmp_path: Path, t
     batches = tmp_path / "batches.jsonl"
     run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in run.stdout + run.stderr
+    log = run.stdout + run.stderr
+    assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in log
+    assert "'multiturn/pairs/kept': '6'" in log and "'multiturn/pairs/too_long': '0'" in log  # trainer.log
     tok = AutoTokenizer.from_pretrained(tiny_model)
     expected = expected_rows(tok, lines)
     pairs = captured(batches, tok.pad_token_id)
@@ -139,26 +141,37 @@ REASONING_PAIRS = [
 ]
 
 
-def test_reasoning_is_masked_and_tool_calls_trained_in_the_batches(tmp_path: Path, tiny_model: Path) -> None:
-    """Qwen 3's template as TRL ships it (reasoning and tool calls) with `reasoning: mask` on the dataset
-    entry (which axolotl's RL config drops: the plugin keeps it): in the captured batch each completion's
-    trace is 0 in the completion mask, and its markup, answer, tool-call markup and stop are 1; the ids are
-    the oracle's; the rows are named by their lines."""
+def qwen3() -> str:
+    """Qwen 3's template as TRL ships it (reasoning and tool calls, exact pairs on every kind)."""
     import trl
+
+    return (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+
+
+def reasoning_run(tmp_path: Path, tiny_model: Path, **overrides: Any) -> tuple[Any, dict, Path]:
+    """REASONING_PAIRS through `axolotl train` (one step of both pairs) with Qwen 3's template and
+    `reasoning: mask` on the dataset entry (which axolotl's RL config drops: the plugin keeps it): the
+    tokenizer with that template, the oracle's rows and the captured batches."""
     from transformers import AutoTokenizer
 
-    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(p) + "\n" for p in REASONING_PAIRS))
     path = config(tmp_path, tiny_model, data, dataset={"split": None, "reasoning": "mask"}, max_steps=1,
-                  micro_batch_size=2, chat_template="jinja", chat_template_jinja=template)
+                  micro_batch_size=2, chat_template="jinja", chat_template_jinja=qwen3(), **overrides)
     batches = tmp_path / "batches.jsonl"
     run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    tok.chat_template = template
+    tok.chat_template = qwen3()
     expected = expected_rows(tok, REASONING_PAIRS, masked=True)
     assert all(0 in mask[mask.index(1):] for mask in expected.values())  # each has a masked trace inside
+    return tok, expected, batches
+
+
+def test_reasoning_is_masked_and_tool_calls_trained_in_the_batches(tmp_path: Path, tiny_model: Path) -> None:
+    """Under DPO, in the captured batch each completion's trace is 0 in the completion mask, and its markup,
+    answer, tool-call markup and stop are 1; the ids are the oracle's."""
+    tok, expected, batches = reasoning_run(tmp_path, tiny_model)
     pairs = captured(batches, tok.pad_token_id)
     assert len(pairs) == 2
     for chosen, chosen_mask, rejected, rejected_mask in pairs:
@@ -247,16 +260,14 @@ def test_preview_shows_the_pairs_the_trainer_gets(tmp_path: Path, tiny_model: Pa
     unmarked; the same in the HTML report."""
     import io
 
-    import trl
     from rich.console import Console
 
     from axolotl_multiturn.reports.preview import preview
 
-    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(p) + "\n" for p in REASONING_PAIRS))
     path = config(tmp_path, tiny_model, data, dataset={"split": None, "reasoning": "mask"},
-                  chat_template="jinja", chat_template_jinja=template)
+                  chat_template="jinja", chat_template_jinja=qwen3())
     out = io.StringIO()
     pairs, summary = preview(path, rows=2, html=tmp_path / "r.html", console=Console(file=out, width=400))
     text = out.getvalue()
@@ -279,22 +290,8 @@ def test_orpo_and_simpo_batches_are_the_oracle_pairs(tmp_path: Path, tiny_model:
     """ORPO and SimPO (TRL's ORPO and CPO trainers, which tokenize rows themselves) with the reasoning and
     tool-call pairs under `reasoning: mask`: in the captured batch, prompt + answer ids are the oracle's and
     the labels are the answer's ids where its completion mask is 1, -100 elsewhere (prompt, trace)."""
-    import trl
-    from transformers import AutoTokenizer
-
-    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps(p) + "\n" for p in REASONING_PAIRS))
-    path = config(tmp_path, tiny_model, data, dataset={"split": None, "reasoning": "mask"}, max_steps=1,
-                  micro_batch_size=2, chat_template="jinja", chat_template_jinja=template, rl=rl,
-                  rl_beta=None, dpo_loss_type=None, dpo_loss_weights=None,
-                  **({"simpo_gamma": 0.5} if rl == "simpo" else {}))
-    batches = tmp_path / "batches.jsonl"
-    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    tok.chat_template = template
-    expected = expected_rows(tok, REASONING_PAIRS, masked=True)
+    tok, expected, batches = reasoning_run(tmp_path, tiny_model, rl=rl, rl_beta=None, dpo_loss_type=None,
+                                           dpo_loss_weights=None, **({"simpo_gamma": 0.5} if rl == "simpo" else {}))
     (batch,) = map(json.loads, batches.read_text().splitlines())
     seen = set()
     for half in ("chosen", "rejected"):

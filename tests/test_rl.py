@@ -12,7 +12,7 @@ import pytest
 import torch
 from corpus import completion_oracle, render
 from datasets import Dataset
-from test_dpo import BEHAVIOUR_PAIRS, REASONING_PAIRS, STOPS, hosted
+from test_dpo import BEHAVIOUR_PAIRS, REASONING_PAIRS, STOPS, hosted, qwen3
 from vocabularies import tokenizer
 
 from axolotl_multiturn.dataset import RowError
@@ -92,11 +92,7 @@ def test_bad_lines_are_named() -> None:
 def test_a_pair_that_cannot_be_labelled_exactly_is_named_or_skipped_and_counted() -> None:
     """Qwen 3 (TRL's template) with `reasoning: mask`, a trace ending in "." (Qwen2 merges ".\\n" with the
     markup after it): refused naming its line, or with on_unlabelable: skip left out and counted."""
-    from pathlib import Path
-
-    import trl
-
-    template = (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+    template = qwen3()
     merged = json.loads(json.dumps(REASONING_PAIRS[0]))
     merged["preferred_output"][0]["reasoning_content"] += "."
     raw = lines_of([REASONING_PAIRS[1], merged])
