@@ -168,3 +168,27 @@ def test_the_trainer_refuses_a_dataset_of_strings() -> None:
     with pytest.raises(ValueError, match="train dataset: no prompt_ids, chosen_ids, rejected_ids, chosen_mask, "
                                          "rejected_mask, source columns"):
         ExactPairsDPOTrainer._prepare_dataset(types.SimpleNamespace(), strings, None, None, "train")
+
+
+def test_axolotl_loaders_give_the_same_pairs(tmp_path) -> None:
+    """The same pairs (answers, multi-turn histories, reasoning, a tool call: keys differ across lines)
+    through axolotl's dataset loader as the plugin has it read a local JSONL (text lines), as parquet and
+    as datasets' JSON loader (Arrow: keys unified and null-filled), in TRL's shape: identical columns."""
+    from axolotl.utils.dict import DictDefault
+
+    from axolotl_multiturn.rl import load_split
+
+    pairs = [to_shape(split(p, Shape.HOSTED)[0], Shape.TRL) for p in [*BEHAVIOUR_PAIRS, *REASONING_PAIRS]]
+    text = "".join(json.dumps(p) + "\n" for p in pairs)
+    (tmp_path / "lines.jsonl").write_text(text)
+    (tmp_path / "arrow.jsonl").write_text(text)
+    # (`Dataset.from_list` takes its columns from the first row alone: it would drop `tools`)
+    Dataset.from_json(str(tmp_path / "arrow.jsonl")).to_parquet(str(tmp_path / "pairs.parquet"))
+    cfg = {"sequence_len": 512, "chat_template": "jinja", "chat_template_jinja": qwen3()}
+    entries = {"lines": {"path": str(tmp_path / "lines.jsonl"), "ds_type": "text"},
+               "json": {"path": str(tmp_path / "arrow.jsonl")},
+               "parquet": {"path": str(tmp_path / "pairs.parquet"), "ds_type": "parquet"}}
+    got = {name: load_split(cfg, tokenizer("chatml"), [DictDefault({**OURS, **entry})])[0].to_dict()
+           for name, entry in entries.items()}
+    assert got["lines"]["source"] == list(range(6))
+    assert got["lines"] == got["json"] == got["parquet"]
