@@ -29,7 +29,7 @@ from axolotl_multiturn.engine.conversation import without_nulls
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.label import Labeller, Settings
 from axolotl_multiturn.engine.masking import Mode
-from axolotl_multiturn.engine.pairs import shape_of, split
+from axolotl_multiturn.engine.pairs import Pair, shape_of, split
 from axolotl_multiturn.engine.preference import LabelledPair, label_pair
 from axolotl_multiturn.engine.spans import UnlabelableError
 from axolotl_multiturn.engine.vocabulary import Overflow
@@ -68,6 +68,8 @@ FEATURES = Features(
 
 
 class PairOutcome(str, Enum):
+    """What became of a line of a preference dataset."""
+
     KEPT = "kept"
     TOO_LONG = "too long"  # longer than sequence_len, dropped (overflow: drop or split)
     SKIPPED = "skipped"  # cannot be labelled exactly (on_unlabelable: skip)
@@ -76,7 +78,12 @@ class PairOutcome(str, Enum):
 
 #: `overflow:` for a pair longer than sequence_len: a pair has no turn boundary to split at, and cutting a
 #: completion would train an answer without its stop token, so it is dropped (counted) or stops preprocessing.
-PAIR_OVERFLOW = {Overflow.SPLIT: "drop", Overflow.DROP: "drop", Overflow.ERROR: "error", Overflow.TRUNCATE: None}
+PAIR_OVERFLOW = {
+    Overflow.SPLIT: Overflow.DROP,
+    Overflow.DROP: Overflow.DROP,
+    Overflow.ERROR: Overflow.ERROR,
+    Overflow.TRUNCATE: None,
+}
 
 
 @dataclass
@@ -241,7 +248,7 @@ def label_dataset(
             continue
         longest = len(labelled.prompt_ids) + max(len(labelled.chosen.ids), len(labelled.rejected.ids))
         if longest > sequence_len:
-            if PAIR_OVERFLOW[options.overflow] == "error":
+            if PAIR_OVERFLOW[options.overflow] is Overflow.ERROR:
                 raise RowError(
                     f"{name}: the prompt and its longer completion are {longest} tokens, over sequence_len "
                     f"({sequence_len}); raise sequence_len, or set overflow: drop to leave such pairs out (counted)"
@@ -259,7 +266,7 @@ def label_dataset(
     return Dataset.from_dict(columns, features=FEATURES), summary
 
 
-def _pair(obj: Any, name: str):
+def _pair(obj: Any, name: str) -> Pair:
     """The line's pair, or a RowError with its first problem and how to see them all."""
     shape = shape_of(obj) if isinstance(obj, Mapping) else None
     if shape is None:
