@@ -17,4 +17,8 @@ def __getattr__(name: str) -> Any:
         from axolotl_multiturn.plugin import MultiTurnPlugin
 
         return MultiTurnPlugin
+    if name == "chat":  # axolotl's RL loaders look the dataset type up as an attribute of the package
+        import importlib
+
+        return importlib.import_module("axolotl_multiturn.chat")
     raise AttributeError(f"module 'axolotl_multiturn' has no attribute {name!r}")

@@ -9,6 +9,8 @@ same pass that labels it, by each candidate mode) and the summary is counted ove
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +21,7 @@ from axolotl.prompt_tokenizers import PromptTokenizingStrategy
 from axolotl.utils.logging import get_logger
 from transformers import PreTrainedTokenizerBase
 
+from axolotl_multiturn import DATASET_TYPE
 from axolotl_multiturn.dataset import ChatDatasetWrapper, RowError
 from axolotl_multiturn.engine.conversation import Conversation, Message, without_nulls
 from axolotl_multiturn.engine.encode import Encoded, Encoder
@@ -345,3 +348,19 @@ def load(
         sampled=sampling(ds_cfg),
     )
     return ChatDatasetWrapper(strategy, summary_key(tokenizer, cfg, ds_cfg), summary_directory(cfg, ds_cfg))
+
+
+class _DatasetTypeModule(types.ModuleType):
+    """With `rl:` set, axolotl's RL loaders call the dataset type's module with the config; with the plugin
+    listed they are never reached (the plugin loads the pairs). Without it, say what to add."""
+
+    def __call__(self, cfg: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+        value = cfg.get("rl")
+        raise ConfigError(
+            f"type {DATASET_TYPE} with rl: {getattr(value, 'value', value)} needs "
+            "plugins: [axolotl_multiturn.MultiTurnPlugin] in the config: the plugin loads preference pairs as "
+            "exact token ids (docs/preference.md)"
+        )
+
+
+sys.modules[__name__].__class__ = _DatasetTypeModule

@@ -192,3 +192,18 @@ def test_axolotl_loaders_give_the_same_pairs(tmp_path) -> None:
            for name, entry in entries.items()}
     assert got["lines"]["source"] == list(range(6))
     assert got["lines"] == got["json"] == got["parquet"]
+
+
+def test_rl_without_the_plugin_says_to_add_it(caplog: pytest.LogCaptureFixture) -> None:
+    """axolotl's own RL loader, handed our type when the config lists no plugin, logs what to add (then
+    raises its own error pointing at that warning)."""
+    import logging
+
+    from axolotl.prompt_strategies.dpo import load as load_dpo
+    from axolotl.utils.dict import DictDefault
+
+    caplog.set_level(logging.WARNING)
+    logging.getLogger("axolotl.prompt_strategies.base").addHandler(caplog.handler)
+    assert load_dpo("axolotl_multiturn.chat", DictDefault({"rl": "dpo", "datasets": [OURS]}), dataset_idx=0) is None
+    assert ("type axolotl_multiturn.chat with rl: dpo needs plugins: [axolotl_multiturn.MultiTurnPlugin] in the "
+            "config") in caplog.text
