@@ -58,6 +58,12 @@ class PairColumn(str, Enum):
     SOURCE = "source"  # the pair's row in its dataset (a JSONL file's line - 1)
 
 
+#: Each completion of a pair: its name (a `LabelledPair` field, TRL's prefix) and its two columns.
+HALVES = (
+    ("chosen", PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
+    ("rejected", PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK),
+)
+
 FEATURES = Features(
     {
         **{c.value: Sequence(Value("int32")) for c in PairColumn if c.name.endswith("_IDS")},
@@ -286,10 +292,8 @@ def _pair(obj: Any, name: str) -> Pair:
 
 def _append(columns: dict[str, list], labelled: LabelledPair, index: int) -> None:
     columns[PairColumn.PROMPT_IDS.value].append(labelled.prompt_ids)
-    for completion, ids, mask in (
-        (labelled.chosen, PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
-        (labelled.rejected, PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK),
-    ):
+    for half, ids, mask in HALVES:
+        completion = getattr(labelled, half)
         columns[ids.value].append(completion.ids)
         columns[mask.value].append((completion.labels != IGNORE_INDEX).astype(np.int8))
     columns[PairColumn.SOURCE.value].append(index)

@@ -23,13 +23,9 @@ from axolotl.core.trainers.trl import AxolotlCPOTrainer, AxolotlORPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
-from axolotl_multiturn.rl import PairColumn
+from axolotl_multiturn.rl import HALVES, PairColumn
 
 COLUMNS = [c.value for c in PairColumn]
-HALVES = (
-    ("chosen", PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
-    ("rejected", PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK),
-)
 
 
 def require_pairs(columns: list[str] | None, trainer: str, dataset_name: str) -> None:
