@@ -15,14 +15,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from axolotl.prompt_tokenizers import PromptTokenizingStrategy
 from axolotl.utils.logging import get_logger
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.dataset import ChatDatasetWrapper, RowError
+from axolotl_multiturn.dataset import ChatDatasetWrapper, RowError, parse_line
 from axolotl_multiturn.engine.conversation import Conversation, Message, without_nulls
 from axolotl_multiturn.engine.encode import Encoded, Encoder
 from axolotl_multiturn.engine.label import Labelled, Labeller, Settings
@@ -156,16 +155,10 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
     def _line_rows(self, texts: Sequence[str], indices: Sequence[int]) -> Iterator[dict[str, Any] | None]:
         """Parse JSONL lines exactly as written (None for a blank line)."""
         for index, text in zip(indices, texts):
-            if not text.strip():
+            row = parse_line(text, self.where(index, True), self.source)
+            if row is None:
                 yield None
                 continue
-            try:
-                row = orjson.loads(text)
-            except orjson.JSONDecodeError as error:
-                raise RowError(
-                    f"{self.where(index, True)}: MT002 invalid JSON ({error.msg}). Run "
-                    f"`check-chat-jsonl {self.source}` to see every problem"
-                ) from None
             if not isinstance(row, dict):
                 raise RowError(f"{self.where(index, True)}: MT003 not a JSON object")
             messages = row.get(self.field_messages)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from axolotl.prompt_tokenizers import DatasetWrappingStrategy
 from axolotl.utils.logging import get_logger
@@ -26,6 +27,19 @@ LOG = get_logger("axolotl_multiturn.chat")
 
 class RowError(ValueError):
     """A dataset row that cannot be used, named by its index."""
+
+
+def parse_line(text: str, where: str, source: str) -> Any:
+    """A line of a JSONL file read as text (how the plugin has axolotl load local JSONL, so that every string
+    reaches us as written), parsed as written; None for a blank line. `where` names the line in errors."""
+    if not text.strip():
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise RowError(
+            f"{where}: MT002 invalid JSON ({error.msg}). Run `check-chat-jsonl {source}` to see every problem"
+        ) from None
 
 
 class ChatDatasetWrapper(DatasetWrappingStrategy):

@@ -119,25 +119,35 @@ class MultiTurnPlugin(BasePlugin):
         self.raw_entries = {section: [dict(e) for e in cfg.get(section) or []] for section in DATASET_SECTIONS}
 
     def load_datasets(self, cfg: Any, preprocess: bool = False) -> Any:
-        """With `rl:` (dpo, ipo, orpo, simpo) on datasets of our type: the exact pairs (`rl.py`), in axolotl's
+        """With `rl:` (dpo, ipo, orpo, simpo) on datasets of our type: the exact pairs (`rl.py`), merged as
+        axolotl merges its own preference datasets (`shuffle_merged_datasets`, ... with `seed`), in its
         `TrainDatasetMeta`; None otherwise (axolotl loads the datasets, and our strategy labels SFT rows).
         Pairs are labelled on each run (no prepared copy is saved): that is as fast as reading one back."""
         if not rl.check_config(cfg, DATASET_SECTIONS):
             return None
         from axolotl.common.datasets import TrainDatasetMeta
         from axolotl.loaders import load_tokenizer
-        from axolotl.utils.data.shared import create_train_validation_split
+        from axolotl.utils.data.shared import create_train_validation_split, merge_datasets
 
         tokenizer = load_tokenizer(cfg)
-        entries = {section: raw_entries(cfg, section) for section in DATASET_SECTIONS}
-        train, self.pair_summaries = rl.load_split(cfg, tokenizer, entries["datasets"])
-        evaluation = None
+        entries = {section: self.entries(cfg, section) for section in DATASET_SECTIONS}
+        seen: set[bytes] = set()  # the training pairs, for dataset_exact_deduplication across the splits
+        parts, self.pair_summaries = rl.load_split(cfg, tokenizer, entries["datasets"], seen)
+        train, evaluation = merge_datasets(parts, cfg), None
         if entries["test_datasets"]:
-            evaluation, summaries = rl.load_split(cfg, tokenizer, entries["test_datasets"])
+            parts, summaries = rl.load_split(cfg, tokenizer, entries["test_datasets"], seen)
+            evaluation = merge_datasets(parts, cfg)
             self.pair_summaries += summaries
         elif cfg.get("val_set_size"):
             train, evaluation = create_train_validation_split(train, cfg, cfg["val_set_size"])
         return TrainDatasetMeta(train, evaluation, rl.total_steps(cfg, len(train)))
+
+    def entries(self, cfg: Any, section: str) -> list[Any]:
+        """A section's dataset entries as this plugin registered them (raw: with our options and `ds_type`),
+        or the validated ones where it has not seen the config."""
+        from axolotl.utils.dict import DictDefault
+
+        return [DictDefault(e) for e in self.raw_entries.get(section) or cfg.get(section) or []]
 
     def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[TrainerCallback]:
         """Log what trains, per dataset of our type, to axolotl's log and to the trainer's reporting
@@ -192,14 +202,12 @@ class SummaryCallback(TrainerCallback):
 
 
 def raw_entries(cfg: Any, section: str = "datasets") -> list[Any]:
-    """A section's dataset entries as the plugin registered them (raw: with our options and `ds_type`),
-    or the validated ones where the plugin has not seen the config."""
+    """A section's dataset entries as axolotl's registered plugin kept them (`MultiTurnPlugin.entries`)."""
     from axolotl.integrations.base import PluginManager
-    from axolotl.utils.dict import DictDefault
 
-    plugin = next((p for p in PluginManager.get_instance().plugins.values() if isinstance(p, MultiTurnPlugin)), None)
-    kept = plugin.raw_entries.get(section) if plugin is not None else None
-    return [DictDefault(e) for e in kept or cfg.get(section) or []]
+    plugins = PluginManager.get_instance().plugins.values()
+    plugin = next((p for p in plugins if isinstance(p, MultiTurnPlugin)), None) or MultiTurnPlugin()
+    return plugin.entries(cfg, section)
 
 
 def wandb_from_environment(cfg: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ train (`PairColumn`), each pair checked against `sequence_len` and counted, neve
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +19,12 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
-import orjson
 from axolotl.utils.logging import get_logger
-from datasets import Dataset, Features, Sequence, Value, concatenate_datasets
+from datasets import Dataset, Features, Sequence, Value
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.dataset import RowError
+from axolotl_multiturn.dataset import RowError, parse_line
 from axolotl_multiturn.engine.conversation import without_nulls
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.label import Labeller, Settings
@@ -79,6 +79,7 @@ class PairOutcome(str, Enum):
     KEPT = "kept"
     TOO_LONG = "too long"  # longer than sequence_len, dropped (overflow: drop or split)
     SKIPPED = "skipped"  # cannot be labelled exactly (on_unlabelable: skip)
+    DUPLICATE = "duplicate"  # the same ids and masks as a pair before it (dataset_exact_deduplication)
     BLANK = "blank"  # an empty line
 
 
@@ -98,11 +99,16 @@ class PairSummary:
 
     source: str
     sequence_len: int
+    text_lines: bool = False  # the rows are a JSONL file's lines, read as text (named `line N`, else `row N`)
     outcomes: dict[PairOutcome, int] = field(default_factory=lambda: dict.fromkeys(PairOutcome, 0))
     prompt_tokens: int = 0
     completion_tokens: int = 0
     trained_tokens: int = 0
     notes: list[str] = field(default_factory=list)  # the first skipped pairs, with why
+
+    def row(self, index: int) -> str:
+        """A row by its index, as errors and the preview name it."""
+        return f"line {index + 1}" if self.text_lines else f"row {index}"
 
     def lines(self) -> list[str]:
         o = self.outcomes
@@ -115,6 +121,11 @@ class PairSummary:
             out.append(
                 f"{self.source}: {o[PairOutcome.TOO_LONG]:,} pairs longer than sequence_len ({self.sequence_len}) "
                 "dropped (the prompt and each completion must fit; overflow: error stops on the first instead)"
+            )
+        if o[PairOutcome.DUPLICATE]:
+            out.append(
+                f"{self.source}: {o[PairOutcome.DUPLICATE]:,} pairs left out as duplicates of pairs before them "
+                "(dataset_exact_deduplication: the same prompt and completions, token for token)"
             )
         if o[PairOutcome.SKIPPED]:
             out.append(
@@ -189,19 +200,12 @@ def pair_options(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any], where: str) 
     return options
 
 
-def _rows(raw: Dataset, where: str) -> Iterator[tuple[int, dict[str, Any] | None]]:
+def _rows(raw: Dataset, summary: PairSummary) -> Iterator[tuple[int, dict[str, Any] | None]]:
     """(row index, parsed line) for each row: a JSONL file read as text lines is parsed as written; an
     Arrow row (Hub, parquet, datasets' JSON loader) loses the nulls Arrow filled in."""
-    if raw.column_names == ["text"]:
+    if summary.text_lines:
         for index, text in enumerate(raw["text"]):
-            if not text.strip():
-                yield index, None
-                continue
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError as error:
-                raise RowError(f"{where} line {index + 1}: MT002 invalid JSON ({error.msg})") from None
-            yield index, obj
+            yield index, parse_line(text, f"{summary.source} {summary.row(index)}", summary.source)
         return
     for index, row in enumerate(raw):
         yield index, _arrow_clean(row)
@@ -219,9 +223,15 @@ def _arrow_clean(value: Any) -> Any:
 
 
 def label_dataset(
-    tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any], raw: Dataset
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: Mapping[str, Any],
+    ds_cfg: Mapping[str, Any],
+    raw: Dataset,
+    seen: set[bytes] | None = None,
 ) -> tuple[Dataset, PairSummary]:
-    """Every row of one dataset as an exact pair, with its summary; errors name the row and what to do."""
+    """Every row of one dataset as an exact pair, with its summary; errors name the row and what to do.
+    With `seen` (dataset_exact_deduplication), a pair already in it is left out and counted; each kept
+    pair's digest is added."""
     from axolotl_multiturn.chat import build_encoder
 
     where = str(ds_cfg.get("path") or "dataset")
@@ -231,11 +241,10 @@ def label_dataset(
         build_encoder(tokenizer, cfg, ds_cfg, options),
         Settings(sequence_len, options.overflow, options.parity, True, options.reasoning == "train"),
     )
-    lines = raw.column_names == ["text"]
-    summary = PairSummary(where, sequence_len)
+    summary = PairSummary(where, sequence_len, raw.column_names == ["text"])
     columns: dict[str, list] = {c.value: [] for c in PairColumn}
-    for index, obj in _rows(raw, where):
-        name = f"{where} {'line' if lines else 'row'} {index + 1 if lines else index}"
+    for index, obj in _rows(raw, summary):
+        name = f"{where} {summary.row(index)}"
         if obj is None:
             summary.outcomes[PairOutcome.BLANK] += 1
             continue
@@ -261,6 +270,12 @@ def label_dataset(
                 )
             summary.outcomes[PairOutcome.TOO_LONG] += 1
             continue
+        if seen is not None:
+            digest = _digest(labelled)
+            if digest in seen:
+                summary.outcomes[PairOutcome.DUPLICATE] += 1
+                continue
+            seen.add(digest)
         _append(columns, labelled, index)
         summary.outcomes[PairOutcome.KEPT] += 1
         summary.prompt_tokens += len(labelled.prompt_ids)
@@ -290,6 +305,21 @@ def _pair(obj: Any, name: str) -> Pair:
     return pair
 
 
+def _digest(labelled: LabelledPair) -> bytes:
+    """What makes two pairs the same to the trainer: the prompt's ids and each completion's ids and labels
+    (axolotl's own deduplication hashes whole rows, and the `source` column makes every row unique)."""
+    digest = hashlib.blake2b(digest_size=16)
+    parts = [labelled.prompt_ids]
+    for half, _, _ in HALVES:
+        completion = getattr(labelled, half)
+        parts += [completion.ids, completion.labels]
+    for part in parts:
+        values = np.asarray(part, dtype=np.int64)
+        digest.update(len(values).to_bytes(8, "little"))
+        digest.update(values.tobytes())
+    return digest.digest()
+
+
 def _append(columns: dict[str, list], labelled: LabelledPair, index: int) -> None:
     columns[PairColumn.PROMPT_IDS.value].append(labelled.prompt_ids)
     for half, ids, mask in HALVES:
@@ -300,22 +330,30 @@ def _append(columns: dict[str, list], labelled: LabelledPair, index: int) -> Non
 
 
 def load_split(
-    cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, entries: list[Mapping[str, Any]]
-) -> tuple[Dataset, list[PairSummary]]:
+    cfg: Mapping[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    entries: list[Mapping[str, Any]],
+    seen: set[bytes] | None = None,
+) -> tuple[list[Dataset], list[PairSummary]]:
     """The datasets of a config section (`datasets`, `test_datasets`: their raw entries), loaded by axolotl's
     dataset loader (local files, the Hub, parquet, `data_files`, `split`) and labelled as exact pairs, in
-    order."""
+    order. With dataset_exact_deduplication, pairs seen before (in this section, or in `seen`: the training
+    section's, for the test section) are left out and counted."""
     from axolotl.utils.data.shared import load_dataset_with_config
 
+    if cfg.get("dataset_exact_deduplication"):
+        seen = set() if seen is None else seen
+    else:
+        seen = None
     parts, summaries = [], []
     for ds_cfg in entries:
         raw = load_dataset_with_config(ds_cfg, cfg.get("hf_use_auth_token") or False, streaming=False)
-        dataset, summary = label_dataset(tokenizer, cfg, ds_cfg, raw)
+        dataset, summary = label_dataset(tokenizer, cfg, ds_cfg, raw, seen)
         for line in summary.lines():
             LOG.info("axolotl_multiturn: %s", line)
         parts.append(dataset)
         summaries.append(summary)
-    return (parts[0] if len(parts) == 1 else concatenate_datasets(parts)), summaries
+    return parts, summaries
 
 
 def total_steps(cfg: Mapping[str, Any], rows: int) -> int:

@@ -188,7 +188,7 @@ def test_axolotl_loaders_give_the_same_pairs(tmp_path) -> None:
     entries = {"lines": {"path": str(tmp_path / "lines.jsonl"), "ds_type": "text"},
                "json": {"path": str(tmp_path / "arrow.jsonl")},
                "parquet": {"path": str(tmp_path / "pairs.parquet"), "ds_type": "parquet"}}
-    got = {name: load_split(cfg, tokenizer("chatml"), [DictDefault({**OURS, **entry})])[0].to_dict()
+    got = {name: load_split(cfg, tokenizer("chatml"), [DictDefault({**OURS, **entry})])[0][0].to_dict()
            for name, entry in entries.items()}
     assert got["lines"]["source"] == list(range(6))
     assert got["lines"] == got["json"] == got["parquet"]
@@ -207,3 +207,47 @@ def test_rl_without_the_plugin_says_to_add_it(caplog: pytest.LogCaptureFixture) 
     assert load_dpo("axolotl_multiturn.chat", DictDefault({"rl": "dpo", "datasets": [OURS]}), dataset_idx=0) is None
     assert ("type axolotl_multiturn.chat with rl: dpo needs plugins: [axolotl_multiturn.MultiTurnPlugin] in the "
             "config") in caplog.text
+
+
+def test_exact_duplicates_are_left_out_and_counted_across_the_splits(tmp_path, tiny_model) -> None:
+    """dataset_exact_deduplication through the plugin's `load_datasets` hook: a training pair repeated as
+    written, and once more in TRL's shape (other JSON, the same tokens), and a test pair that repeats a
+    training pair are left out and counted; without the option every pair is kept. The datasets are merged
+    as axolotl merges its own (shuffle_merged_datasets with seed)."""
+    from axolotl.utils.dict import DictDefault
+    from datasets import concatenate_datasets
+
+    from axolotl_multiturn.plugin import MultiTurnPlugin
+    from axolotl_multiturn.rl import PairOutcome
+
+    p0, p1, p2, p3 = BEHAVIOUR_PAIRS
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("".join(json.dumps(p) + "\n" for p in
+                             [p0, p1, p0, to_shape(split(p1, Shape.HOSTED)[0], Shape.TRL), p2]))
+    test.write_text(json.dumps(p1) + "\n" + json.dumps(p3) + "\n")
+
+    def load(**options: Any) -> tuple[Any, Any, list]:
+        cfg = DictDefault({"rl": "dpo", "base_model": str(tiny_model), "tokenizer_config": str(tiny_model),
+                           "sequence_len": 256, "micro_batch_size": 1, "num_epochs": 1, "batch_size": 1,
+                           "datasets": [{**OURS, "path": str(train), "ds_type": "text"}],
+                           "test_datasets": [{**OURS, "path": str(test), "ds_type": "text", "split": "train"}],
+                           **options})
+        plugin = MultiTurnPlugin()
+        plugin.register(cfg)
+        meta = plugin.load_datasets(cfg)
+        return meta.train_dataset, meta.eval_dataset, plugin.pair_summaries
+
+    train_set, eval_set, (train_summary, test_summary) = load(dataset_exact_deduplication=True,
+                                                               shuffle_merged_datasets=False)
+    assert train_set["source"] == [0, 1, 4] and eval_set["source"] == [1]
+    assert train_summary.outcomes[PairOutcome.DUPLICATE] == 2 and test_summary.outcomes[PairOutcome.DUPLICATE] == 1
+    assert (f"{train}: 2 pairs left out as duplicates of pairs before them (dataset_exact_deduplication: the same "
+            "prompt and completions, token for token)") in train_summary.lines()
+    assert train_summary.lines()[0].startswith(f"{train}: 3 pairs kept of 5;")
+    assert train_summary.metrics()["multiturn/pairs/duplicate"] == 2.0
+
+    every, _, (summary, _) = load(shuffle_merged_datasets=False)
+    assert every["source"] == [0, 1, 2, 3, 4] and summary.outcomes[PairOutcome.DUPLICATE] == 0
+    assert every[0] | {"source": 2} == every[2] and every[1] | {"source": 3} == every[3]  # the duplicates, token for token
+    shuffled, _, _ = load(shuffle_merged_datasets=True, seed=7)
+    assert shuffled["source"] == concatenate_datasets([every]).shuffle(seed=7)["source"] != every["source"]

@@ -69,10 +69,6 @@ def shown_pairs(tokenizer: Any, dataset: Any, rows: int) -> list[ShownPair]:
     return out
 
 
-def where(source: int, lines: bool) -> str:
-    return f"line {source + 1}" if lines else f"row {source}"
-
-
 def pieces_text(pieces: Sequence[Piece], color: bool) -> Text:
     """The tokens as text, each run of trained (or masked) tokens styled, or marked, as one."""
     runs: list[tuple[str, bool]] = []
@@ -90,11 +86,11 @@ def pieces_text(pieces: Sequence[Piece], color: bool) -> Text:
     return text
 
 
-def document(title: str, summaries: Sequence[PairSummary], pairs: Sequence[ShownPair], lines: bool) -> str:
+def document(title: str, summary: PairSummary, pairs: Sequence[ShownPair]) -> str:
     """The HTML report of a preference dataset: its summary lines, then each pair's three parts."""
-    summary = "".join(f"<p class='summary'>{escape(line)}</p>" for s in summaries for line in s.lines())
+    counted = "".join(f"<p class='summary'>{escape(line)}</p>" for line in summary.lines())
     shown = "".join(
-        f"<h2>Pair {i} ({where(pair.source, lines)})</h2>"
+        f"<h2>Pair {i} ({summary.row(pair.source)})</h2>"
         + "".join(
             f"<h3>{name} ({sum(x.trained for x in pieces)} of {len(pieces)} tokens trained)</h3>"
             f"<div class='conversation' id='pair-{i}-{name}'>{report_html.conversation(pieces)}</div>"
@@ -107,7 +103,7 @@ def document(title: str, summaries: Sequence[PairSummary], pairs: Sequence[Shown
         f"<style>{report_html.STYLE}</style></head><body><h1>{escape(title)}</h1>"
         "<p class='legend'><span class='trained'>trained</span><span class='masked'>masked</span>"
         "hover a token for its index and id</p>"
-        f"<h2>Summary</h2>{summary}{shown}</body></html>"
+        f"<h2>Summary</h2>{counted}{shown}</body></html>"
     )
 
 
@@ -125,20 +121,19 @@ def preview_pairs(
     from axolotl_multiturn.rl import load_split
 
     console = console or Console(highlight=False)
-    dataset, (summary,) = load_split(cfg, tokenizer, [entry])
+    (dataset,), (summary,) = load_split(cfg, tokenizer, [entry])
     pairs = shown_pairs(tokenizer, dataset, rows)
     color = console.is_terminal
-    lines = entry.get("ds_type") == "text"
     legend = "trained tokens are highlighted" if color else f"trained tokens are {OPEN}between guillemets{CLOSE}"
     console.print(f"rl: {method(cfg)}; {legend}")
     for index, pair in enumerate(pairs):
-        console.print(f"--- pair {index} ({where(pair.source, lines)})")
+        console.print(f"--- pair {index} ({summary.row(pair.source)})")
         for name, pieces in pair.parts():
             console.print(f"{name} ({sum(p.trained for p in pieces)} of {len(pieces)} tokens trained):")
             console.print(pieces_text(pieces, color))
     for line in summary.lines():
         console.print(line, markup=False)
     if html:
-        Path(html).write_text(document(f"axolotl-multiturn preview: {config}", [summary], pairs, lines), "utf-8")
+        Path(html).write_text(document(f"axolotl-multiturn preview: {config}", summary, pairs), "utf-8")
         console.print(f"wrote {html}")
     return pairs, summary
