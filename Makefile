@@ -48,6 +48,7 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/pairs.py
 	$(PY) benchmarks/lint.py
 
 clean:

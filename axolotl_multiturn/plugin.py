@@ -20,7 +20,7 @@ from transformers import TrainerCallback
 
 from axolotl_multiturn import DATASET_TYPE, rl
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
-from axolotl_multiturn.entry import summary_directory, summary_key
+from axolotl_multiturn.entry import DEFAULT_PREPARED, summary_directory, summary_key
 from axolotl_multiturn.lint.parallel import check_file
 from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
 from axolotl_multiturn.reports.summary import percent, recall
@@ -122,7 +122,7 @@ class MultiTurnPlugin(BasePlugin):
         """With `rl:` (dpo, ipo, orpo, simpo) on datasets of our type: the exact pairs (`rl.py`), merged as
         axolotl merges its own preference datasets (`shuffle_merged_datasets`, ... with `seed`), in its
         `TrainDatasetMeta`; None otherwise (axolotl loads the datasets, and our strategy labels SFT rows).
-        Pairs are labelled on each run (no prepared copy is saved): that is as fast as reading one back."""
+        Each dataset's pairs are kept in `dataset_prepared_path` and read back by later runs."""
         if not rl.check_config(cfg, DATASET_SECTIONS):
             return None
         from axolotl.common.datasets import TrainDatasetMeta
@@ -132,10 +132,11 @@ class MultiTurnPlugin(BasePlugin):
         tokenizer = load_tokenizer(cfg)
         entries = {section: self.entries(cfg, section) for section in DATASET_SECTIONS}
         seen: set[bytes] = set()  # the training pairs, for dataset_exact_deduplication across the splits
-        parts, self.pair_summaries = rl.load_split(cfg, tokenizer, entries["datasets"], seen)
+        prepared = Path(str(cfg.get("dataset_prepared_path") or DEFAULT_PREPARED))
+        parts, self.pair_summaries = rl.load_split(cfg, tokenizer, entries["datasets"], seen, prepared)
         train, evaluation = merge_datasets(parts, cfg), None
         if entries["test_datasets"]:
-            parts, summaries = rl.load_split(cfg, tokenizer, entries["test_datasets"], seen)
+            parts, summaries = rl.load_split(cfg, tokenizer, entries["test_datasets"], seen, prepared)
             evaluation = merge_datasets(parts, cfg)
             self.pair_summaries += summaries
         elif cfg.get("val_set_size"):

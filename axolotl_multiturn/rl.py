@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from axolotl.utils.logging import get_logger
 from datasets import Dataset, Features, Sequence, Value
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn import DATASET_TYPE
+from axolotl_multiturn import DATASET_TYPE, __version__
 from axolotl_multiturn.dataset import RowError, parse_line
 from axolotl_multiturn.engine.conversation import without_nulls
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
@@ -33,6 +37,7 @@ from axolotl_multiturn.engine.pairs import Pair, shape_of, split
 from axolotl_multiturn.engine.preference import LabelledPair, label_pair
 from axolotl_multiturn.engine.spans import UnlabelableError
 from axolotl_multiturn.engine.vocabulary import Overflow
+from axolotl_multiturn.entry import summary_key
 from axolotl_multiturn.options import ConfigError, Options, resolve
 
 LOG = get_logger("axolotl_multiturn.rl")
@@ -63,6 +68,12 @@ HALVES = (
     ("chosen", PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
     ("rejected", PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK),
 )
+
+#: What makes two pairs the same to the trainer (`deduplicate`).
+DIGESTED = tuple(c for c in PairColumn if c is not PairColumn.SOURCE)
+#: A prepared copy of one entry's pairs (`labelled_pairs`): its folder's prefix, and its summary's file.
+PREPARED_PREFIX = "multiturn-pairs-"
+PREPARED_SUMMARY = "multiturn-summary.json"
 
 FEATURES = Features(
     {
@@ -133,6 +144,14 @@ class PairSummary:
                 + "; ".join(self.notes)
             )
         return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self) | {"outcomes": {k.value: v for k, v in self.outcomes.items()}})
+
+    @classmethod
+    def from_json(cls, data: bytes) -> PairSummary:
+        fields = orjson.loads(data)
+        return cls(**fields | {"outcomes": {PairOutcome(k): v for k, v in fields["outcomes"].items()}})
 
     def metrics(self) -> dict[str, float]:
         """Numbers for the trainer's integrations (W&B, TensorBoard); datasets' are summed."""
@@ -227,11 +246,8 @@ def label_dataset(
     cfg: Mapping[str, Any],
     ds_cfg: Mapping[str, Any],
     raw: Dataset,
-    seen: set[bytes] | None = None,
 ) -> tuple[Dataset, PairSummary]:
-    """Every row of one dataset as an exact pair, with its summary; errors name the row and what to do.
-    With `seen` (dataset_exact_deduplication), a pair already in it is left out and counted; each kept
-    pair's digest is added."""
+    """Every row of one dataset as an exact pair, with its summary; errors name the row and what to do."""
     from axolotl_multiturn.chat import build_encoder
 
     where = str(ds_cfg.get("path") or "dataset")
@@ -270,12 +286,6 @@ def label_dataset(
                 )
             summary.outcomes[PairOutcome.TOO_LONG] += 1
             continue
-        if seen is not None:
-            digest = _digest(labelled)
-            if digest in seen:
-                summary.outcomes[PairOutcome.DUPLICATE] += 1
-                continue
-            seen.add(digest)
         _append(columns, labelled, index)
         summary.outcomes[PairOutcome.KEPT] += 1
         summary.prompt_tokens += len(labelled.prompt_ids)
@@ -305,21 +315,6 @@ def _pair(obj: Any, name: str) -> Pair:
     return pair
 
 
-def _digest(labelled: LabelledPair) -> bytes:
-    """What makes two pairs the same to the trainer: the prompt's ids and each completion's ids and labels
-    (axolotl's own deduplication hashes whole rows, and the `source` column makes every row unique)."""
-    digest = hashlib.blake2b(digest_size=16)
-    parts = [labelled.prompt_ids]
-    for half, _, _ in HALVES:
-        completion = getattr(labelled, half)
-        parts += [completion.ids, completion.labels]
-    for part in parts:
-        values = np.asarray(part, dtype=np.int64)
-        digest.update(len(values).to_bytes(8, "little"))
-        digest.update(values.tobytes())
-    return digest.digest()
-
-
 def _append(columns: dict[str, list], labelled: LabelledPair, index: int) -> None:
     columns[PairColumn.PROMPT_IDS.value].append(labelled.prompt_ids)
     for half, ids, mask in HALVES:
@@ -329,26 +324,93 @@ def _append(columns: dict[str, list], labelled: LabelledPair, index: int) -> Non
     columns[PairColumn.SOURCE.value].append(index)
 
 
+def deduplicate(dataset: Dataset, summary: PairSummary, seen: set[bytes]) -> tuple[Dataset, PairSummary]:
+    """`dataset_exact_deduplication`: the pairs whose prompt and completions (ids and masks) are in `seen`, or
+    repeat a pair before them, left out and counted; the kept pairs' digests added to `seen`. (axolotl's own
+    deduplication hashes whole rows, and the `source` column makes every row unique.)"""
+    counted = replace(summary, outcomes=dict(summary.outcomes))
+    keep = []
+    for index, row in enumerate(dataset.select_columns([c.value for c in DIGESTED])):
+        digest = hashlib.blake2b(digest_size=16)
+        for column in DIGESTED:
+            values = np.asarray(row[column.value], dtype=np.int64)
+            digest.update(len(values).to_bytes(8, "little") + values.tobytes())
+        key = digest.digest()
+        if key not in seen:
+            seen.add(key)
+            keep.append(index)
+            continue
+        counted.outcomes[PairOutcome.KEPT] -= 1
+        counted.outcomes[PairOutcome.DUPLICATE] += 1
+        counted.prompt_tokens -= len(row[PairColumn.PROMPT_IDS.value])
+        for _, ids, mask in HALVES:
+            counted.completion_tokens -= len(row[ids.value])
+            counted.trained_tokens -= sum(row[mask.value])
+    return (dataset if len(keep) == len(dataset) else dataset.select(keep)), counted
+
+
+def labelled_pairs(
+    cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, ds_cfg: Mapping[str, Any], prepared: Path | None
+) -> tuple[Dataset, PairSummary]:
+    """One dataset entry's exact pairs and summary: read back from its prepared copy in `prepared` (a folder
+    per entry, named by what its pairs depend on: the entry and its file, our options, the template, the
+    tokenizer, sequence_len, this package's version), or loaded by axolotl's dataset loader (local files, the
+    Hub, parquet, `data_files`, `split`), labelled, and saved there. As axolotl does for its own prepared
+    datasets, `axolotl preprocess` labels again and `skip_prepare_dataset` neither reads nor saves."""
+    from axolotl.utils.data.shared import load_dataset_with_config
+
+    skip = bool(cfg.get("skip_prepare_dataset"))
+    folder = None
+    if prepared is not None and not skip:
+        key = hashlib.sha256(f"{summary_key(tokenizer, cfg, ds_cfg)} {__version__}".encode()).hexdigest()[:32]
+        folder = prepared / f"{PREPARED_PREFIX}{key}"
+    if folder is not None and (folder / PREPARED_SUMMARY).is_file() and not cfg.get("is_preprocess"):
+        LOG.info("axolotl_multiturn: %s: pairs read back from %s", ds_cfg.get("path"), folder)
+        return Dataset.load_from_disk(str(folder)), PairSummary.from_json((folder / PREPARED_SUMMARY).read_bytes())
+    raw = load_dataset_with_config(ds_cfg, cfg.get("hf_use_auth_token") or False, streaming=False)
+    dataset, summary = label_dataset(tokenizer, cfg, ds_cfg, raw)
+    if folder is not None:
+        _save(dataset, summary, folder)
+    return dataset, summary
+
+
+def _save(dataset: Dataset, summary: PairSummary, folder: Path) -> None:
+    """Written beside the folder, then renamed into place: a reader finds a whole copy or none (another rank
+    that saved the same copy first wins)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".partial-") as partial:
+        staged = Path(partial) / "pairs"
+        dataset.save_to_disk(str(staged))
+        (staged / PREPARED_SUMMARY).write_bytes(summary.to_json())
+        if folder.exists():  # `axolotl preprocess` labels again: its copy replaces the one there
+            shutil.rmtree(folder)
+        try:
+            staged.rename(folder)
+        except OSError:
+            if not (folder / PREPARED_SUMMARY).is_file():
+                raise
+
+
 def load_split(
     cfg: Mapping[str, Any],
     tokenizer: PreTrainedTokenizerBase,
     entries: list[Mapping[str, Any]],
     seen: set[bytes] | None = None,
+    prepared: Path | None = None,
 ) -> tuple[list[Dataset], list[PairSummary]]:
-    """The datasets of a config section (`datasets`, `test_datasets`: their raw entries), loaded by axolotl's
-    dataset loader (local files, the Hub, parquet, `data_files`, `split`) and labelled as exact pairs, in
-    order. With dataset_exact_deduplication, pairs seen before (in this section, or in `seen`: the training
-    section's, for the test section) are left out and counted."""
-    from axolotl.utils.data.shared import load_dataset_with_config
-
+    """The exact pairs of a config section's dataset entries (`datasets`, `test_datasets`: raw entries), in
+    order (`labelled_pairs`, with prepared copies in `prepared`). With dataset_exact_deduplication, pairs
+    seen before (in this section, or in `seen`: the training section's, for the test section) are left out
+    and counted."""
     if cfg.get("dataset_exact_deduplication"):
         seen = set() if seen is None else seen
     else:
         seen = None
     parts, summaries = [], []
     for ds_cfg in entries:
-        raw = load_dataset_with_config(ds_cfg, cfg.get("hf_use_auth_token") or False, streaming=False)
-        dataset, summary = label_dataset(tokenizer, cfg, ds_cfg, raw, seen)
+        dataset, summary = labelled_pairs(cfg, tokenizer, ds_cfg, prepared)
+        if seen is not None:
+            dataset, summary = deduplicate(dataset, summary, seen)
         for line in summary.lines():
             LOG.info("axolotl_multiturn: %s", line)
         parts.append(dataset)

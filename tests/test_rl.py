@@ -209,15 +209,33 @@ def test_rl_without_the_plugin_says_to_add_it(caplog: pytest.LogCaptureFixture) 
             "config") in caplog.text
 
 
+def plugin_load(model: Any, train: Any, test: Any = None, **options: Any) -> tuple[Any, Any, list]:
+    """(train pairs, test pairs, summaries) through the plugin's `load_datasets` hook on JSONL files."""
+    from axolotl.utils.dict import DictDefault
+
+    from axolotl_multiturn.plugin import MultiTurnPlugin
+
+    cfg = DictDefault({"rl": "dpo", "base_model": str(model), "tokenizer_config": str(model), "sequence_len": 256,
+                       "micro_batch_size": 1, "num_epochs": 1, "batch_size": 1,
+                       "dataset_prepared_path": str(train.parent / "prepared"),
+                       "datasets": [{**OURS, "path": str(train), "ds_type": "text"}],
+                       **({"test_datasets": [{**OURS, "path": str(test), "ds_type": "text", "split": "train"}]}
+                          if test else {}),
+                       **options})
+    plugin = MultiTurnPlugin()
+    plugin.register(cfg)
+    meta = plugin.load_datasets(cfg)
+    return meta.train_dataset, meta.eval_dataset, plugin.pair_summaries
+
+
 def test_exact_duplicates_are_left_out_and_counted_across_the_splits(tmp_path, tiny_model) -> None:
     """dataset_exact_deduplication through the plugin's `load_datasets` hook: a training pair repeated as
     written, and once more in TRL's shape (other JSON, the same tokens), and a test pair that repeats a
-    training pair are left out and counted; without the option every pair is kept. The datasets are merged
-    as axolotl merges its own (shuffle_merged_datasets with seed)."""
-    from axolotl.utils.dict import DictDefault
+    training pair are left out and counted; without the option every pair is kept (the prepared copies read
+    back, deduplicated after). The datasets are merged as axolotl merges its own (shuffle_merged_datasets
+    with seed)."""
     from datasets import concatenate_datasets
 
-    from axolotl_multiturn.plugin import MultiTurnPlugin
     from axolotl_multiturn.rl import PairOutcome
 
     p0, p1, p2, p3 = BEHAVIOUR_PAIRS
@@ -226,28 +244,49 @@ def test_exact_duplicates_are_left_out_and_counted_across_the_splits(tmp_path, t
                              [p0, p1, p0, to_shape(split(p1, Shape.HOSTED)[0], Shape.TRL), p2]))
     test.write_text(json.dumps(p1) + "\n" + json.dumps(p3) + "\n")
 
-    def load(**options: Any) -> tuple[Any, Any, list]:
-        cfg = DictDefault({"rl": "dpo", "base_model": str(tiny_model), "tokenizer_config": str(tiny_model),
-                           "sequence_len": 256, "micro_batch_size": 1, "num_epochs": 1, "batch_size": 1,
-                           "datasets": [{**OURS, "path": str(train), "ds_type": "text"}],
-                           "test_datasets": [{**OURS, "path": str(test), "ds_type": "text", "split": "train"}],
-                           **options})
-        plugin = MultiTurnPlugin()
-        plugin.register(cfg)
-        meta = plugin.load_datasets(cfg)
-        return meta.train_dataset, meta.eval_dataset, plugin.pair_summaries
-
-    train_set, eval_set, (train_summary, test_summary) = load(dataset_exact_deduplication=True,
-                                                               shuffle_merged_datasets=False)
+    every, _, (summary, _) = plugin_load(tiny_model, train, test, shuffle_merged_datasets=False)
+    assert every["source"] == [0, 1, 2, 3, 4] and summary.outcomes[PairOutcome.DUPLICATE] == 0
+    assert every[0] | {"source": 2} == every[2] and every[1] | {"source": 3} == every[3]  # token for token
+    train_set, eval_set, (train_summary, test_summary) = plugin_load(
+        tiny_model, train, test, dataset_exact_deduplication=True, shuffle_merged_datasets=False)
     assert train_set["source"] == [0, 1, 4] and eval_set["source"] == [1]
     assert train_summary.outcomes[PairOutcome.DUPLICATE] == 2 and test_summary.outcomes[PairOutcome.DUPLICATE] == 1
     assert (f"{train}: 2 pairs left out as duplicates of pairs before them (dataset_exact_deduplication: the same "
             "prompt and completions, token for token)") in train_summary.lines()
-    assert train_summary.lines()[0].startswith(f"{train}: 3 pairs kept of 5;")
+    kept = [every[i] for i in (0, 1, 4)]
+    tokens = (sum(len(r["prompt_ids"]) for r in kept), sum(len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in kept))
+    assert train_summary.lines()[0] == (f"{train}: 3 pairs kept of 5; {tokens[0]:,} prompt tokens, {tokens[1]:,} "
+                                        f"completion tokens, {tokens[1]:,} trained")
     assert train_summary.metrics()["multiturn/pairs/duplicate"] == 2.0
-
-    every, _, (summary, _) = load(shuffle_merged_datasets=False)
-    assert every["source"] == [0, 1, 2, 3, 4] and summary.outcomes[PairOutcome.DUPLICATE] == 0
-    assert every[0] | {"source": 2} == every[2] and every[1] | {"source": 3} == every[3]  # the duplicates, token for token
-    shuffled, _, _ = load(shuffle_merged_datasets=True, seed=7)
+    shuffled, _, _ = plugin_load(tiny_model, train, test, shuffle_merged_datasets=True, seed=7)
     assert shuffled["source"] == concatenate_datasets([every]).shuffle(seed=7)["source"] != every["source"]
+
+
+def test_pairs_are_kept_in_dataset_prepared_path_and_read_back_while_nothing_they_depend_on_changes(
+        tmp_path, tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first load labels and saves each entry's pairs with their summary; the next reads them back
+    without labelling; a changed option, sequence_len or file labels again into a copy of its own;
+    `axolotl preprocess` (is_preprocess) labels again; skip_prepare_dataset saves nothing."""
+    from axolotl_multiturn import rl
+
+    labelled: list[str] = []
+    label = rl.label_dataset
+    monkeypatch.setattr(rl, "label_dataset", lambda tok, cfg, ds_cfg, raw: labelled.append("x") or label(
+        tok, cfg, ds_cfg, raw))
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(p) + "\n" for p in BEHAVIOUR_PAIRS))
+    prepared = tmp_path / "prepared"
+    first, _, (summary,) = plugin_load(tiny_model, train)
+    assert len(labelled) == 1 and len(list(prepared.glob("multiturn-pairs-*/multiturn-summary.json"))) == 1
+    again, _, (recalled,) = plugin_load(tiny_model, train)
+    assert len(labelled) == 1 and again.to_dict() == first.to_dict() and recalled == summary
+    for changed in ({"sequence_len": 300}, {"multiturn": {"stop_tokens": ["<|im_end|>"]}}):
+        plugin_load(tiny_model, train, **changed)
+    assert len(labelled) == 3 and len(list(prepared.glob("multiturn-pairs-*"))) == 3
+    train.write_text("".join(json.dumps(p) + "\n" for p in BEHAVIOUR_PAIRS[:3]))
+    fewer, _, _ = plugin_load(tiny_model, train)
+    assert len(labelled) == 4 and fewer["source"] == [0, 1, 2]
+    plugin_load(tiny_model, train, is_preprocess=True)
+    assert len(labelled) == 5 and len(list(prepared.glob("multiturn-pairs-*"))) == 4
+    plugin_load(tiny_model, train, skip_prepare_dataset=True, sequence_len=400)
+    assert len(labelled) == 6 and len(list(prepared.iterdir())) == 4
