@@ -38,6 +38,16 @@ def require_pairs(columns: list[str] | None, trainer: str, dataset_name: str) ->
         )
 
 
+def require_decoder_only(trainer: Any) -> None:
+    """Exact pairs are prompt + completion in one sequence; TRL's ORPO and CPO trainers have a layout of
+    their own for an encoder-decoder model, which reads the prompt apart (TRL's DPO trainer has none)."""
+    if getattr(trainer, "is_encoder_decoder", False):
+        raise ValueError(
+            f"{type(trainer).__name__}: exact pairs train decoder-only models (prompt and completion in one "
+            "sequence); this model is an encoder-decoder"
+        )
+
+
 def tokenized_row(feature: dict[str, Any]) -> dict[str, list[int]]:
     """An exact pair in the layout of TRL's ORPO and CPO `tokenize_row`: prompt, and prompt + each answer
     with labels (-100 on the prompt and on masked answer tokens)."""
@@ -101,6 +111,7 @@ class ExactRows:
 
     def tokenize_row(self, feature: dict[str, Any], model: Any = None) -> dict[str, list[int]]:
         require_pairs(list(feature), type(self).__name__, "a")
+        require_decoder_only(self)
         return tokenized_row(feature)
 
 

@@ -170,6 +170,23 @@ def test_the_trainer_refuses_a_dataset_of_strings() -> None:
         ExactPairsDPOTrainer._prepare_dataset(types.SimpleNamespace(), strings, None, None, "train")
 
 
+def test_orpo_and_cpo_refuse_an_encoder_decoder_model() -> None:
+    """Exact pairs are one sequence each (prompt + completion): where TRL's ORPO and CPO trainers would lay
+    out an encoder-decoder model's rows their own way, the model is refused by name."""
+    from axolotl_multiturn.trainer import ExactPairsCPOTrainer, ExactPairsORPOTrainer
+
+    row = {"prompt_ids": [5], "chosen_ids": [8], "rejected_ids": [9], "chosen_mask": [1], "rejected_mask": [1],
+           "source": 0}
+    for trainer in (ExactPairsORPOTrainer, ExactPairsCPOTrainer):
+        instance = trainer.__new__(trainer)  # the attribute TRL's __init__ sets from the model's config
+        instance.is_encoder_decoder = True
+        with pytest.raises(ValueError, match=f"{trainer.__name__}: exact pairs train decoder-only models .* this "
+                                             "model is an encoder-decoder"):
+            instance.tokenize_row(row)
+        instance.is_encoder_decoder = False
+        assert instance.tokenize_row(row) == tokenized_row(row)
+
+
 def test_axolotl_loaders_give_the_same_pairs(tmp_path) -> None:
     """The same pairs (answers, multi-turn histories, reasoning, a tool call: keys differ across lines)
     through axolotl's dataset loader as the plugin has it read a local JSONL (text lines), as parquet and
