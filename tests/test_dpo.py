@@ -201,7 +201,8 @@ BEHAVIOUR_PAIRS = [
 #: token, averaged over the pairs) is about 0. DPO with its SFT term (dpo_loss_type [sigmoid, sft]: the
 #: chosen answers' likelihood too, as RPO does) for STEPS full fine-tuning steps on all 4 pairs at a constant
 #: 1e-2 must raise it past MARGIN, and greedy decoding after each prompt must then write the chosen answer
-#: and stop on <|im_end|>.
+#: and stop on <|im_end|>. The reference's log-probabilities are computed once, before training, through the
+#: exact-pair collator (precompute_ref_log_probs), not at every step.
 STEPS, BEFORE, MARGIN = 60, 0.5, 2.0
 
 
@@ -233,13 +234,15 @@ def test_dpo_raises_the_margin_and_greedy_decoding_writes_the_chosen_answer(tmp_
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(p) + "\n" for p in BEHAVIOUR_PAIRS))
     path = config(tmp_path, tiny_model, data, dataset={"split": None}, max_steps=STEPS, micro_batch_size=4,
-                  learning_rate=0.01, sequence_len=128, save_strategy="no")
+                  learning_rate=0.01, sequence_len=128, save_strategy="no", precompute_ref_log_probs=True)
     tok = AutoTokenizer.from_pretrained(tiny_model)
     before = margins(tiny_model, tok, BEHAVIOUR_PAIRS)
     assert abs(before) < BEFORE
     run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(tmp_path / "b.jsonl"),
                       PYTHONPATH=str(ROOT / "tests"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    first = json.loads((tmp_path / "b.jsonl").read_text().splitlines()[0])
+    assert len(first["ref_chosen_logps"]) == 4  # the reference's log-probabilities, computed once before training
     after = margins(tmp_path / "out", tok, BEHAVIOUR_PAIRS)
     print(f"margin before {before:.3f}, after {after:.3f}")
     assert after > MARGIN
