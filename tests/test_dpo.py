@@ -91,18 +91,23 @@ def captured(path: Path, pad: int) -> list[tuple[tuple[int, ...], list[int], tup
 
 
 def test_the_batches_inside_axolotl_train_are_the_oracle_pairs(tmp_path: Path, tiny_model: Path) -> None:
-    """The CoQA sample's first 6 pairs (multi-turn histories in chatml, on Qwen2's vocabulary), 2 steps of 3
-    pairs: every pair reaches the model once, with the oracle's ids, and its completion mask covers exactly
-    the answer through <|im_end|> (not the newline chatml prints after it, which TRL's own tokenization
-    trains)."""
+    """The CoQA sample's first 6 pairs (multi-turn histories in chatml, on Qwen2's vocabulary), prepared by
+    `axolotl preprocess`, then 2 steps of 3 pairs read back by `axolotl train`: every pair reaches the model
+    once, with the oracle's ids, and its completion mask covers exactly the answer through <|im_end|> (not
+    the newline chatml prints after it, which TRL's own tokenization trains)."""
     from transformers import AutoTokenizer
 
     lines = [json.loads(line) for line in COQA.read_text().splitlines()[:6]]
     path = config(tmp_path, tiny_model, COQA, dataset={"split": "train[:6]"}, max_steps=2, micro_batch_size=3)
+    run = run_axolotl("preprocess", path, tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in run.stdout + run.stderr
+    (prepared,) = (tmp_path / "p").glob("multiturn-pairs-*")
     batches = tmp_path / "batches.jsonl"
     run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     log = run.stdout + run.stderr
+    assert f"axolotl_multiturn: {COQA}: pairs read back from {prepared}" in log
     assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in log
     assert "'multiturn/pairs/kept': '6'" in log and "'multiturn/pairs/too_long': '0'" in log  # trainer.log
     tok = AutoTokenizer.from_pretrained(tiny_model)
