@@ -370,19 +370,19 @@ def labelled_pairs(
     raw = load_dataset_with_config(ds_cfg, cfg.get("hf_use_auth_token") or False, streaming=False)
     dataset, summary = label_dataset(tokenizer, cfg, ds_cfg, raw)
     if folder is not None:
-        _save(dataset, summary, folder)
+        _save(dataset, summary, folder, replace=bool(cfg.get("is_preprocess")))
     return dataset, summary
 
 
-def _save(dataset: Dataset, summary: PairSummary, folder: Path) -> None:
-    """Written beside the folder, then renamed into place: a reader finds a whole copy or none (another rank
-    that saved the same copy first wins)."""
+def _save(dataset: Dataset, summary: PairSummary, folder: Path, replace: bool) -> None:
+    """Written beside the folder, then renamed into place: a reader finds a whole copy or none. A copy there
+    already stays (another rank saved the same pairs first), unless `replace` (`axolotl preprocess`)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".partial-") as partial:
         staged = Path(partial) / "pairs"
         dataset.save_to_disk(str(staged))
         (staged / PREPARED_SUMMARY).write_bytes(summary.to_json())
-        if folder.exists():  # `axolotl preprocess` labels again: its copy replaces the one there
+        if replace and folder.exists():
             shutil.rmtree(folder)
         try:
             staged.rename(folder)

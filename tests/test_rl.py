@@ -303,7 +303,11 @@ def test_pairs_are_kept_in_dataset_prepared_path_and_read_back_while_nothing_the
     train.write_text("".join(json.dumps(p) + "\n" for p in BEHAVIOUR_PAIRS[:3]))
     fewer, _, _ = plugin_load(tiny_model, train)
     assert len(labelled) == 4 and fewer["source"] == [0, 1, 2]
+    stale = [folder / "stale" for folder in prepared.glob("multiturn-pairs-*")]
+    for marker in stale:
+        marker.touch()
     plugin_load(tiny_model, train, is_preprocess=True)
     assert len(labelled) == 5 and len(list(prepared.glob("multiturn-pairs-*"))) == 4
+    assert sum(marker.exists() for marker in stale) == 3  # the copy preprocessing made replaced the one there
     plugin_load(tiny_model, train, skip_prepare_dataset=True, sequence_len=400)
     assert len(labelled) == 6 and len(list(prepared.iterdir())) == 4
