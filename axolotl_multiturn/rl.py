@@ -242,10 +242,7 @@ def _arrow_clean(value: Any) -> Any:
 
 
 def label_dataset(
-    tokenizer: PreTrainedTokenizerBase,
-    cfg: Mapping[str, Any],
-    ds_cfg: Mapping[str, Any],
-    raw: Dataset,
+    tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any], raw: Dataset
 ) -> tuple[Dataset, PairSummary]:
     """Every row of one dataset as an exact pair, with its summary; errors name the row and what to do."""
     from axolotl_multiturn.chat import build_encoder
