@@ -99,7 +99,7 @@ def test_the_batches_inside_axolotl_train_are_the_oracle_pairs(tmp_path: Path, t
 
     lines = [json.loads(line) for line in COQA.read_text().splitlines()[:6]]
     path = config(tmp_path, tiny_model, COQA, dataset={"split": "train[:6]"}, max_steps=2, micro_batch_size=3)
-    run = run_axolotl("preprocess", path, tmp_path)
+    run = run_axolotl("preprocess", path, tmp_path, PYTHONPATH=str(ROOT / "tests"))  # the config names capture
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in run.stdout + run.stderr
     (prepared,) = (tmp_path / "p").glob("multiturn-pairs-*")
