@@ -63,7 +63,12 @@ def build_tiny_model(
 
 def fine_tune(model, rows, steps: int, learning_rate: float, pad_token_id: int, batch_size: int = 8) -> float:
     """Full fine-tuning of `model` on (input ids, labels) rows with AdamW, cycling through them in
-    batches; returns the last batch's loss (mean over its trained tokens)."""
+    batches; returns the last batch's loss (mean over its trained tokens).
+
+    The loss is the causal LM loss the model's own `labels=` computes (cross-entropy of each token from the
+    one before, mean over trained tokens), but the output layer runs only where a label trains: with a
+    151k-word vocabulary and masked prompts, the logits of untrained positions were most of the time and
+    none of the gradient."""
     import torch
 
     pad = torch.nn.utils.rnn.pad_sequence
@@ -81,7 +86,11 @@ def fine_tune(model, rows, steps: int, learning_rate: float, pad_token_id: int, 
     loss = torch.tensor(float("nan"))
     for step in range(steps):
         ids, labels, mask = tensors[step % len(tensors)]
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+        targets = labels[:, 1:]
+        trained = targets != -100
+        logits = model.get_output_embeddings()(hidden[trained])
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets[trained])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
