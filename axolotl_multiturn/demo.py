@@ -5,12 +5,15 @@
 3. lint it again with check-chat-jsonl, as a dataset repo's pre-commit hook would;
 4. `axolotl preprocess example_configs/coqa-tiny.yml`;
 5. show one conversation's masking, through the same strategy as training;
-6. `axolotl train example_configs/coqa-tiny.yml`: full fine-tuning, the loss per step, which must fall by
-   well over half;
+6. `axolotl train example_configs/coqa-tiny.yml`: full fine-tuning, the loss per step, which must fall to
+   under a quarter;
 7. loads the trained model from outputs/coqa-tiny as a user would and answers questions from the training
    stories with the chat template's generation prompt: question, expected answer, the model's answer, and
    whether it stopped on the end-of-turn token by itself. Last line: `answers: K/M exact, K'/M stopped by
    end-of-turn`.
+
+The demo is its own test (CI runs it): it exits 1 when any step fails or falls short of what a working
+pipeline gives (`LOSS_FALLS_TO`, `ENOUGH_EXACT`, `ENOUGH_STOPPED`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ MODEL = Path("demo/tiny-model")
 DATA = Path("demo/coqa-train.jsonl")
 OUTPUT = Path("outputs/coqa-tiny")
 LOSS = re.compile(r"\{'loss': '([0-9.]+)'")
+#: What a working pipeline gives on the tiny model (seed 0, both CI lanes: the loss falls from about 8.2 to
+#: about 0.15, 5 or 6 of the 6 answers exact, all 6 stopped by end-of-turn), with room for drift between
+#: releases of torch and transformers: the demo fails below these.
+LOSS_FALLS_TO = 0.25
+ENOUGH_EXACT = 4
+ENOUGH_STOPPED = 5
 
 console = Console(highlight=False)
 
@@ -123,13 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"[bold green]loss fell from {trained[0]:.3f} to {trained[-1]:.3f} over "
         f"{len(trained) * logging_steps()} steps[/]"
     )
-    if trained[-1] > trained[0] / 2:
-        console.print("[bold red]the loss did not fall by half: the model has not learned the answers[/]")
+    if trained[-1] > trained[0] * LOSS_FALLS_TO:
+        console.print(
+            f"[bold red]the loss did not fall to under {LOSS_FALLS_TO:.0%} of its first value: the model has not "
+            "learned the answers[/]"
+        )
         return 1
 
     step(f"7. answer questions from the training stories with {OUTPUT}")
     exact, stopped, asked = ask(OUTPUT, DATA, trained_rows())
     console.print(f"answers: {exact}/{asked} exact, {stopped}/{asked} stopped by end-of-turn")
+    if exact < ENOUGH_EXACT or stopped < ENOUGH_STOPPED:
+        console.print(
+            f"[bold red]fewer than {ENOUGH_EXACT} exact or {ENOUGH_STOPPED} stopped: the trained model does not "
+            "answer as its labels taught[/]"
+        )
+        return 1
     return 0
 
 

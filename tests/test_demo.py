@@ -1,12 +1,11 @@
-"""The CoQA workflow's configs and `make demo` itself, on the CPU."""
+"""The CoQA workflow's configs, validated by axolotl's own config loader.
+
+`make demo` itself is not run here: CI runs it (its third step), and the demo fails by its exit status when
+any step fails or its trained model falls short (`axolotl_multiturn/demo.py`: the loss must fall to under a
+quarter, at least 4 of its 6 answers exact and 5 stopped by end-of-turn)."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -61,25 +60,3 @@ def test_coqa_dpo_configs_train_exact_pairs(tmp_path: Path, tiny_model: Path, na
 def test_wandb_turns_on_from_the_environment(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
     cfg = validated(tmp_path, tiny_model, "coqa.yml", monkeypatch, WANDB_PROJECT="coqa", WANDB_API_KEY="k")
     assert (cfg.wandb_project, cfg.use_wandb) == ("coqa", True)
-
-
-@pytest.mark.slow
-def test_make_demo(tmp_path: Path) -> None:
-    """The demo from a directory holding only example_configs: model, data, preprocess, full fine-tuning
-    whose loss falls by well over half, and a model that answers and stops on its own."""
-    shutil.copytree(ROOT / "example_configs", tmp_path / "example_configs")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "COLUMNS": "120"}
-    result = subprocess.run([sys.executable, "-m", "axolotl_multiturn.demo"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=900)
-    out = result.stdout
-    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
-    assert "wrote 12 conversations to demo/coqa-train.jsonl" in out
-    assert "All checks passed!" in out
-    assert "masking: instruction" in out
-    assert "«At the end of Willow Lane.<|im_end|>»" in out
-    losses = re.search(r"loss fell from ([0-9.]+) to ([0-9.]+) over 100 steps", out)
-    assert losses and float(losses.group(2)) < float(losses.group(1)) / 4, out[-2000:]
-    answers = re.search(r"answers: (\d+)/6 exact, (\d+)/6 stopped by end-of-turn", out)
-    assert answers and int(answers.group(1)) >= 4 and int(answers.group(2)) >= 5, out[-2000:]
-    assert (tmp_path / "outputs" / "coqa-tiny" / "model.safetensors").is_file()
