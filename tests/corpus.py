@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -552,7 +553,7 @@ def _trl_tokenized(tok: Any, row: dict) -> dict:
     from trl.trainer.dpo_trainer import DPOTrainer
 
     datasets.disable_progress_bars()
-    args = DPOConfig(output_dir=str(ROOT / ".cache" / "dpo"), max_length=None, dataset_num_proc=None, report_to=[],
+    args = DPOConfig(output_dir=tempfile.gettempdir(), max_length=None, dataset_num_proc=None, report_to=[],
                      bf16=False, use_cpu=True)
     return DPOTrainer._prepare_dataset(types.SimpleNamespace(_tokenizer=tok), Dataset.from_list([row]), tok, args,
                                        "train")[0]

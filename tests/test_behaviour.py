@@ -21,7 +21,8 @@ from test_generations import oracle, template_tokenizer
 from axolotl_multiturn.engine.encode import span_trained
 from axolotl_multiturn.engine.spans import Kind
 
-pytestmark = [pytest.mark.axolotl, pytest.mark.slow]
+#: A test and its negative control share nothing, but both tests of a template share its tokenizer: one worker.
+pytestmark = [pytest.mark.axolotl, pytest.mark.slow, pytest.mark.xdist_group("behaviour")]
 CHATS = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}] for q, a in (
     ("What colour is the kite?", "Blue."), ("Who has the apples?", "Ann has them."),
     ("Where did Tom go?", "To the river."), ("How many boats?", "Three boats."))]

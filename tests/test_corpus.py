@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 from corpus import PAIRS, SHAPES, Template, cell, pair, read_page, rows, templates
 
+#: The page check reads every cell the other tests computed (cached in the process): one worker runs them all.
+pytestmark = pytest.mark.xdist_group("corpus")
+
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("template", templates(), ids=lambda t: f"{t.source}-{t.name}")

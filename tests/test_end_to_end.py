@@ -18,13 +18,18 @@ from vocabularies import tokenizer
 pytestmark = [pytest.mark.axolotl, pytest.mark.slow]
 
 
-def run_axolotl(command: str, config: Path, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
-    """`axolotl COMMAND CONFIG` as a user runs it, offline; `extra` adds environment variables."""
+def run_axolotl(command: str, config: Path, cwd: Path, launcher: str = "python",
+                **extra: str) -> subprocess.CompletedProcess:
+    """`axolotl COMMAND CONFIG` as a user runs it, offline; `extra` adds environment variables. `axolotl train`
+    runs with `--launcher python` (training in the CLI's own process) unless `launcher` says otherwise: the
+    default `accelerate` starts two more Python processes that import the whole training stack again (about
+    12 s a run here); the tests whose point is the default path pass `launcher="accelerate"`."""
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"], "AXOLOTL_DO_NOT_TRACK": "1",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "disabled",
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1), **extra}
-    return subprocess.run([str(Path(bin_dir) / "axolotl"), command, str(config)], cwd=cwd, env=env,
+    launch = ["--launcher", launcher] if command == "train" else []
+    return subprocess.run([str(Path(bin_dir) / "axolotl"), command, str(config), *launch], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -64,7 +69,7 @@ def test_preprocess_and_train_through_the_plugin(tmp_path: Path, tiny_model: Pat
             messages[0]["content"], messages[1]["content"], messages[2]["content"] + "<|im_end|>",
             messages[3]["content"], messages[4]["content"] + "<|im_end|>"]
 
-    train = run_axolotl("train", path, tmp_path)
+    train = run_axolotl("train", path, tmp_path, launcher="accelerate")  # as users start it
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     log = train.stdout + train.stderr
     losses = [line for line in log.splitlines() if "{'loss'" in line]

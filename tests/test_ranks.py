@@ -22,7 +22,8 @@ import pytest
 from conftest import ROOT
 from test_end_to_end import write_config
 
-pytestmark = [pytest.mark.axolotl, pytest.mark.slow]
+#: Two ranks a test, on the machine's cores: one such test at a time.
+pytestmark = [pytest.mark.axolotl, pytest.mark.slow, pytest.mark.xdist_group("ranks")]
 ROWS = [[{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]
         for i in range(16)]
 #: The first frame of a progress bar of our one labelling pass (datasets' map, in the process doing it).
@@ -36,7 +37,7 @@ def torchrun(config: Path, out: Path, cwd: Path) -> tuple[subprocess.CompletedPr
            "ACCELERATE_USE_CPU": "true"}  # DDP over gloo: the Trainer's process group on CPU ranks
     out.mkdir()
     start = time.monotonic()
-    run = subprocess.run([str(bin_dir / "torchrun"), "--nproc_per_node", "2", str(ROOT / "tests" / "ranks.py"),
+    run = subprocess.run([str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / "ranks.py"),
                           str(config), str(out)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     return run, time.monotonic() - start
 
