@@ -1,0 +1,1 @@
+"""Scoring a model's answers on held-out conversations (CoQA's metric)."""
