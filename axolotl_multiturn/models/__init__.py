@@ -1,0 +1,1 @@
+"""Real models prepared offline from packages on the registry (no model hub)."""
