@@ -177,3 +177,16 @@ def test_module_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "axolotl_multiturn.lint", STRUCTURE], capture_output=True,
                             text=True)
     assert (result.returncode, result.stdout.count("\n")) == (1, 7)
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(tmp_path: Path) -> None:
+    """`check-chat-jsonl big.jsonl | head -n 1`: the first finding, then nothing on stderr (it was a
+    BrokenPipeError traceback), and the status a shell gives a command ended by SIGPIPE."""
+    big = tmp_path / "big.jsonl"
+    big.write_text('{"messages": []}\n' * 20000)
+    command = Path(sys.executable).with_name("check-chat-jsonl")
+    run = subprocess.run(["bash", "-c", f'"{command}" "{big}" | head -n 1; echo "${{PIPESTATUS[0]}}" >&2'],
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.startswith(f"{big}:1:")
+    assert run.stdout.count("\n") == 1
+    assert run.stderr == "141\n", run.stderr[-2000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
@@ -103,7 +104,21 @@ def _measure(tokenizer: str | None) -> Callable[..., Any] | None:
     return measure
 
 
+#: The exit status of a command ended by SIGPIPE, as a shell reports `grep ... | head`'s grep.
+BROKEN_PIPE = 128 + 13
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The linter; a reader that stops early (`check-chat-jsonl big.jsonl | head`) ends it quietly, as grep."""
+    try:
+        return lint(argv)
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit: point it at /dev/null so that flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+
+
+def lint(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.max_errors is not None and args.max_errors < 1:
         parser().error("--max-errors must be at least 1")
