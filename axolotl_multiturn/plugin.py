@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.logging import get_logger
 from axolotl.utils.schemas.datasets import SFTDataset
@@ -20,6 +21,7 @@ from transformers import TrainerCallback
 
 from axolotl_multiturn import DATASET_TYPE, rl
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
+from axolotl_multiturn.engine.pairs import Shape, shape_of
 from axolotl_multiturn.entry import DEFAULT_PREPARED, summary_directory, summary_key
 from axolotl_multiturn.lint.parallel import check_file
 from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
@@ -57,7 +59,8 @@ def prepare_config(cfg: dict[str, Any]) -> None:
     read them as text lines; with `rl:`, name the trainer that takes exact pairs. Mutates the raw config in
     place."""
     block = validate_block(cfg.get("multiturn"), "multiturn")
-    if rl.check_config(cfg, DATASET_SECTIONS):
+    pairs = rl.check_config(cfg, DATASET_SECTIONS)
+    if pairs:
         cfg["trainer_cls"] = rl.TRAINERS[rl.method(cfg)]
     for section in DATASET_SECTIONS:
         for i, entry in enumerate(cfg.get(section) or []):
@@ -65,15 +68,17 @@ def prepare_config(cfg: dict[str, Any]) -> None:
                 where = f"{section}[{i}]"
                 check_dataset_keys(entry, where)
                 carry(entry, block, where)
-                local_jsonl(entry, resolve(cfg, entry, where).preflight)
+                local_jsonl(entry, resolve(cfg, entry, where).preflight, pairs)
 
 
 #: Findings a preflight error shows before it says how many more there are.
 PREFLIGHT_SHOWN = 10
 
 
-def local_jsonl(entry: dict[str, Any], preflight: bool) -> None:
+def local_jsonl(entry: dict[str, Any], preflight: bool, pairs: bool = False) -> None:
     """A local JSONL file of our type: lint it (with `preflight`), then have axolotl load it as text lines.
+    A file of preference pairs in a config that trains conversations (no `rl:`) is refused at once: its
+    lines are valid, and each row would fail alone.
 
     datasets' JSON loader infers one type per column; where a field's type varies across rows (a content
     that is a string here and a list of parts there, arguments as strings and objects) it decodes strings
@@ -84,6 +89,13 @@ def local_jsonl(entry: dict[str, Any], preflight: bool) -> None:
         return
     if not path.stat().st_size:  # datasets cannot load it at all, preflight or not
         raise ConfigError(f"{path}: the dataset file is empty (MT005); add conversations, one JSON object a line")
+    if not pairs and (first := first_pair(path)):
+        number, shape = first
+        raise ConfigError(
+            f"{path}:{number}: this file holds preference pairs ({shape.value} shape), but the config trains "
+            "conversations: pairs are trained with `rl: dpo` (or ipo, orpo, simpo) at the top of the config; "
+            "or point this entry at a file of conversations"
+        )
     if preflight:
         errors = [f for f in check_file(str(path)) if f.severity == "error"]
         if errors:
@@ -97,6 +109,22 @@ def local_jsonl(entry: dict[str, Any], preflight: bool) -> None:
                 f"check):\n{shown}{more}"
             )
     entry["ds_type"] = "text"
+
+
+def first_pair(path: Path) -> tuple[int, Shape] | None:
+    """(line number, shape) of the file's first object line if it is a preference pair (a file holds one
+    kind of line: MT406); None for conversations, or a first line the lint will report."""
+    with open(path, "rb") as stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return None
+            shape = shape_of(obj) if isinstance(obj, dict) else None
+            return (number, shape) if shape else None
+    return None
 
 
 class MultiTurnPlugin(BasePlugin):

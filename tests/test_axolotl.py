@@ -272,3 +272,18 @@ def test_a_template_no_row_can_be_labelled_with_is_refused_at_load_naming_it() -
                                           r"two-message conversation: the chat template changes the text of message 0"):
         axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"), DictDefault({"chat_template_jinja": upper}),
                      DictDefault({"path": "d"}))
+
+
+def test_an_sft_entry_on_a_file_of_pairs_says_so_at_once(tmp_path: Path, tiny_model: Path) -> None:
+    """The pairs are valid lines (the preflight lint passes them), so without this each row failed alone;
+    now the config load stops, naming the file's first line, its shape and `rl:`."""
+    from conftest import ROOT
+
+    (tmp_path / "train.jsonl").write_text("\n" + (ROOT / "tests" / "examples" / "lint" / "good_preference.jsonl")
+                                          .read_text())
+    with pytest.raises(ConfigError) as error:
+        load_cfg(write_config(tmp_path, tiny_model))
+    assert str(error.value) == (
+        f"{tmp_path / 'train.jsonl'}:2: this file holds preference pairs (hosted shape), but the config trains "
+        "conversations: pairs are trained with `rl: dpo` (or ipo, orpo, simpo) at the top of the config; or "
+        "point this entry at a file of conversations")
