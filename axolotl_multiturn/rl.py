@@ -27,7 +27,7 @@ from axolotl.utils.logging import get_logger
 from datasets import Dataset, Features, Sequence, Value
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn import DATASET_TYPE, __version__
+from axolotl_multiturn import DATASET_TYPE, engine
 from axolotl_multiturn.dataset import RowError, parse_line
 from axolotl_multiturn.engine.conversation import without_nulls
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
@@ -346,12 +346,26 @@ def deduplicate(dataset: Dataset, summary: PairSummary, seen: set[bytes]) -> tup
     return (dataset if len(keep) == len(dataset) else dataset.select(keep)), counted
 
 
+#: The source that decides a pair's labels: the engine and this module.
+LABELLING_SOURCES = (Path(engine.__file__).parent, Path(__file__))
+
+
+def labelling_digest() -> str:
+    """A digest of `LABELLING_SOURCES`' Python files: a prepared copy is read back only by the code that
+    labelled it (the package version stays the same across engine changes between releases)."""
+    digest = hashlib.sha256()
+    for source in LABELLING_SOURCES:
+        for path in sorted(source.glob("*.py")) if source.is_dir() else [source]:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def labelled_pairs(
     cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, ds_cfg: Mapping[str, Any], prepared: Path | None
 ) -> tuple[Dataset, PairSummary]:
     """One dataset entry's exact pairs and summary: read back from its prepared copy in `prepared` (a folder
     per entry, named by what its pairs depend on: the entry and its file, our options, the template, the
-    tokenizer, sequence_len, this package's version), or loaded by axolotl's dataset loader (local files, the
+    tokenizer, sequence_len, the labelling code's source), or loaded by axolotl's dataset loader (local files, the
     Hub, parquet, `data_files`, `split`), labelled, and saved there. As axolotl does for its own prepared
     datasets, `axolotl preprocess` labels again and `skip_prepare_dataset` neither reads nor saves."""
     from axolotl.utils.data.shared import load_dataset_with_config
@@ -359,7 +373,7 @@ def labelled_pairs(
     skip = bool(cfg.get("skip_prepare_dataset"))
     folder = None
     if prepared is not None and not skip:
-        key = hashlib.sha256(f"{summary_key(tokenizer, cfg, ds_cfg)} {__version__}".encode()).hexdigest()[:32]
+        key = hashlib.sha256(f"{summary_key(tokenizer, cfg, ds_cfg)} {labelling_digest()}".encode()).hexdigest()[:32]
         folder = prepared / f"{PREPARED_PREFIX}{key}"
     if folder is not None and (folder / PREPARED_SUMMARY).is_file() and not cfg.get("is_preprocess"):
         LOG.info("axolotl_multiturn: %s: pairs read back from %s", ds_cfg.get("path"), folder)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -311,3 +312,29 @@ def test_pairs_are_kept_in_dataset_prepared_path_and_read_back_while_nothing_the
     assert sum(marker.exists() for marker in stale) == 3  # the copy preprocessing made replaced the one there
     plugin_load(tiny_model, train, skip_prepare_dataset=True, sequence_len=400)
     assert len(labelled) == 6 and len(list(prepared.iterdir())) == 4
+
+
+def test_a_prepared_copy_is_not_read_back_by_changed_labelling_code(tmp_path, tiny_model,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package version stays 0.1.0 across engine changes; the copy's key holds a digest of the engine's
+    and rl.py's source instead, so an edited engine labels again into a copy of its own."""
+    import shutil
+
+    from axolotl_multiturn import engine, rl
+
+    labelled: list[str] = []
+    label = rl.label_dataset
+    monkeypatch.setattr(rl, "label_dataset", lambda tok, cfg, ds_cfg, raw: labelled.append("x") or label(
+        tok, cfg, ds_cfg, raw))
+    source = tmp_path / "engine"
+    shutil.copytree(Path(engine.__file__).parent, source, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(rl, "LABELLING_SOURCES", (source, Path(rl.__file__)))
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(p) + "\n" for p in BEHAVIOUR_PAIRS))
+    plugin_load(tiny_model, train)
+    plugin_load(tiny_model, train)
+    assert len(labelled) == 1
+    with open(source / "label.py", "a") as edited:
+        edited.write("\n# a change to the labelling pipeline\n")
+    plugin_load(tiny_model, train)
+    assert len(labelled) == 2 and len(list((tmp_path / "prepared").glob("multiturn-pairs-*"))) == 2
