@@ -88,7 +88,15 @@ def load_gguf(gguf: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers 5.20 marks a GGUF load as quantized and will not save it, though its weights are plain
+    # float32 after dequantizing: the same weights in a model built from the config without that mark.
+    config = loaded.config
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
     tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token = BOS, EOS, PAD
     if (tokenizer.bos_token_id, tokenizer.eos_token_id) != (BOS_ID, EOS_ID):
         raise PrepareError(f"{gguf}: {BOS} and {EOS} are not ids {BOS_ID} and {EOS_ID} in its vocabulary")
