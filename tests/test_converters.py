@@ -32,7 +32,7 @@ def expected_coqa(story: dict) -> dict:
 def test_coqa_official_json_round_trip(tmp_path: Path, capsys) -> None:
     out = tmp_path / "coqa.jsonl"
     assert main(["convert", "coqa", str(SAMPLE), "--to", str(out)]) == 0
-    assert capsys.readouterr().out == f"wrote 12 conversations to {out}\n"
+    assert capsys.readouterr().out == f"wrote 30 conversations to {out}\n"
     stories = json.loads(SAMPLE.read_text())["data"]
     rows = read_jsonl(out)
     assert rows == [expected_coqa(s) for s in stories]
