@@ -8,7 +8,7 @@ stop ids) or `max_new_tokens`. Prompts are left-padded so that a batch's answers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from axolotl_multiturn.evaluation.metric import Score, score
@@ -76,17 +76,27 @@ def stop_ids(model, tokenizer) -> set[int]:
 
 
 def generate(
-    model, tokenizer, asked: Sequence[Question], batch_size: int = 8, max_new_tokens: int = 48, progress=None
+    model,
+    tokenizer,
+    asked: Sequence[Question],
+    batch_size: int = 8,
+    max_new_tokens: int = 48,
+    progress: Callable[[int], object] | None = None,
+    prompt: Callable[[Question], list[int]] | None = None,
 ) -> list[Answer]:
-    """Greedy answers, in `asked`'s order; batches of similar prompt length; `progress(n)` after each batch."""
+    """Greedy answers, in `asked`'s order; batches of similar prompt length; `progress(n)` after each batch.
+    `prompt` gives a question's prompt ids (default: the tokenizer's chat template with its generation
+    prompt; a config's evaluation passes the template training used)."""
     import torch
 
     stops = stop_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops)
-    prompts = [
-        tokenizer.apply_chat_template(list(q.context), add_generation_prompt=True, tokenize=True, return_dict=False)
-        for q in asked
-    ]
+    prompt = prompt or (
+        lambda q: tokenizer.apply_chat_template(
+            list(q.context), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+    )
+    prompts = [prompt(q) for q in asked]
     order = sorted(range(len(asked)), key=lambda k: len(prompts[k]))
     answers: dict[int, Answer] = {}
     for start in range(0, len(order), batch_size):
