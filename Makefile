@@ -23,7 +23,7 @@ export AXOLOTL_MULTITURN_WHEELS := $(WHEELHOUSE)
 # virtualenv each: two versions of one package cannot share one).
 TOGETHER_CLIENTS := 3.1.1 2.14.0
 
-.PHONY: install test demo bench lint-schemas clean
+.PHONY: install test demo demo-tiny bench lint-schemas clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ test: install
 
 demo: install
 	$(PY) -m axolotl_multiturn.demo
+
+demo-tiny: install
+	$(PY) -m axolotl_multiturn.demo --tiny
 
 bench: install
 	$(PY) benchmarks/preprocess.py
