@@ -1,8 +1,10 @@
 """The CoQA workflow's configs, validated by axolotl's own config loader.
 
-`make demo` itself is not run here: CI runs it (its third step), and the demo fails by its exit status when
-any step fails or its trained model falls short (`axolotl_multiturn/demo.py`: the loss must fall to under a
-quarter, at least 4 of its 6 answers exact and 5 stopped by end-of-turn)."""
+`make demo` itself is not run here: CI runs it (its third step, the behavioural test of the real model), and
+the demo fails by its exit status when any step fails or its trained model falls short
+(`axolotl_multiturn/demo/real.py`: the held-out CoQA F1 must rise by `F1_GAIN` and the answers stop by
+themselves at `STOPPED_FLOOR` or more; `demo/tiny.py`, `make demo-tiny`: the loss must fall to under a quarter,
+at least 4 of its 6 answers exact and 5 stopped by end-of-turn)."""
 
 from __future__ import annotations
 
@@ -48,13 +50,24 @@ def test_coqa_configs_are_the_hosted_job(tmp_path: Path, tiny_model: Path, name:
                                                               if name == "coqa-deepspeed.yml" else None)
 
 
-@pytest.mark.parametrize("name", ["coqa-dpo.yml", "coqa-dpo-tiny.yml"])
+@pytest.mark.parametrize("name", ["coqa-dpo.yml", "coqa-dpo-tiny.yml", "coqa-smollm2-dpo.yml"])
 def test_coqa_dpo_configs_train_exact_pairs(tmp_path: Path, tiny_model: Path, name: str, monkeypatch) -> None:
     """Both DPO configs validate as shipped, and the plugin names the trainer that takes exact pairs."""
     cfg = validated(tmp_path, tiny_model, name, monkeypatch)
     assert (cfg.rl, cfg.trainer_cls) == ("dpo", "axolotl_multiturn.trainer.ExactPairsDPOTrainer")
     assert cfg.datasets[0].type == "axolotl_multiturn.chat"
-    assert cfg.adapter == ("lora" if name == "coqa-dpo.yml" else None)
+    assert cfg.adapter == (None if name == "coqa-dpo-tiny.yml" else "lora")
+
+
+def test_the_real_model_config_is_the_hosted_job_on_a_cpu(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
+    """`make demo`'s config: the hosted job's LoRA and masking, held-out stories as test_datasets, float32,
+    no GPU kernels."""
+    cfg = validated(tmp_path, tiny_model, "coqa-smollm2.yml", monkeypatch)
+    assert (cfg.adapter, cfg.lora_r, cfg.lora_alpha, cfg.lora_target_linear, cfg.num_epochs) == ("lora", 16, 32, True, 3)
+    assert (cfg.lora_mlp_kernel, cfg.lora_qkv_kernel, cfg.lora_o_kernel, cfg.bf16, cfg.fp16) == (False,) * 5
+    assert [d.path for d in cfg.test_datasets] == ["demo/coqa-heldout.jsonl"]
+    assert yaml.safe_load((ROOT / "example_configs" / "coqa-smollm2.yml").read_text())["multiturn"] == {
+        "masking": "hosted_auto"}
 
 
 def test_wandb_turns_on_from_the_environment(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:

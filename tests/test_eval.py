@@ -102,3 +102,45 @@ def test_bad_input_is_refused_with_what_to_do(tmp_path: Path, tiny_model: Path, 
         argv += ["--before", str(config)]
     assert main(argv) == 2
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_pairwise_accuracy_is_the_log_probabilities_of_transformers_renders(tmp_path: Path, tiny_model: Path) -> None:
+    """Held-out pairs of a DPO config: each completion's log-probability against the sum over the tokens
+    that a prefix diff of transformers' chatml rendering gives (less the newline after <|im_end|>, which
+    the model never writes), from the model's own logits."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from axolotl_multiturn.cli import main
+
+    pairs = [{"input": {"messages": m[:-1]}, "preferred_output": [m[-1]],
+              "non_preferred_output": [{"role": "assistant", "content": other}]}
+             for m, other in ((HELD_OUT[0], "Blue, I think."), (HELD_OUT[1], "Tom."))]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    config = tmp_path / "dpo.yml"
+    config.write_text(yaml.safe_dump({
+        "base_model": str(tiny_model), "plugins": ["axolotl_multiturn.MultiTurnPlugin"], "rl": "dpo",
+        "datasets": [{"path": str(data), "type": "axolotl_multiturn.chat"}],
+        "test_datasets": [{"path": str(data), "type": "axolotl_multiturn.chat"}],
+        "sequence_len": 256, "micro_batch_size": 1, "num_epochs": 1, "learning_rate": 1e-4,
+        "dataset_prepared_path": str(tmp_path / "prepared"), "output_dir": str(tmp_path / "out")}))
+    assert main(["eval", str(config), "--json", str(tmp_path / "pairs.json")]) == 0
+    got = json.loads((tmp_path / "pairs.json").read_text())
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+
+    def logprob(prompt: list[dict], output: dict) -> float:
+        start = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        whole = tok.apply_chat_template([*prompt, output], tokenize=True, return_dict=False)[:-1]
+        assert whole[: len(start)] == start and tok.decode(whole[-1:]) == "<|im_end|>"
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([whole])).logits[0].log_softmax(-1)
+        return sum(float(logits[k - 1, whole[k]]) for k in range(len(start), len(whole)))
+
+    margins = [logprob(p["input"]["messages"], p["preferred_output"][0])
+               - logprob(p["input"]["messages"], p["non_preferred_output"][0]) for p in pairs]
+    assert got["pairs"] == 2
+    assert got["margin"] == pytest.approx(sum(margins) / 2, abs=1e-3)
+    assert got["accuracy"] == sum(m > 0 for m in margins) / 2

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import yaml
 from rich.console import Console
 
 from axolotl_multiturn.files import written_whole
@@ -29,6 +30,8 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if yaml.safe_load(Path(args.config).read_text()).get("rl"):
+        return run_pairs(args)
     from axolotl_multiturn.evaluation.heldout import EvalError, evaluate
     from axolotl_multiturn.evaluation.report import (
         Scores,
@@ -63,4 +66,30 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"wrote {args.json}")
     if args.png:
         console.print(f"wrote {picture(Path(args.png), columns, f'held-out score: {args.config}')}")
+    return 0
+
+
+def run_pairs(args: argparse.Namespace) -> int:
+    """A preference config: pairwise accuracy on its held-out pairs."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from axolotl_multiturn.evaluation.heldout import EvalError
+    from axolotl_multiturn.evaluation.pairs import pairwise
+
+    try:
+        scores = pairwise(args.config, args.model)
+    except EvalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    name = args.model or "base model"
+    table = Table("held-out pairs", name, title=f"{args.config}: held-out test_datasets")
+    table.add_row("chosen more likely than rejected", f"{scores.accuracy:.1%}")
+    table.add_row("mean log-probability margin (nats)", f"{scores.margin:.2f}")
+    table.add_row("pairs", str(scores.pairs))
+    Console(highlight=False).print(table)
+    if args.json:
+        with written_whole(Path(args.json)) as stream:
+            stream.write(orjson.dumps({"config": str(args.config), "model": name, **asdict(scores)}))
     return 0

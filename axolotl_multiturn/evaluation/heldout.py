@@ -76,7 +76,9 @@ def held_out(config: str | Path, data: str | None = None) -> tuple[Any, Any, Hel
 
 
 def load_model(cfg: Any, model: str | None = None) -> Any:
-    """The config's base model, a LoRA adapter on it (merged), or another model folder; in eval mode."""
+    """The config's base model, a LoRA adapter on the model it was trained on (merged), or another model
+    folder; in eval mode."""
+    import orjson
     from transformers import AutoModelForCausalLM
 
     if model and not Path(model).is_dir():
@@ -84,7 +86,11 @@ def load_model(cfg: Any, model: str | None = None) -> Any:
     if model and (Path(model) / ADAPTER_CONFIG).is_file():
         from peft import PeftModel
 
-        base = AutoModelForCausalLM.from_pretrained(cfg.base_model)
+        trained_on = orjson.loads((Path(model) / ADAPTER_CONFIG).read_bytes()).get("base_model_name_or_path")
+        # the folder it was trained on (a DPO adapter's base is the merged SFT model), where it is here
+        base = AutoModelForCausalLM.from_pretrained(
+            trained_on if trained_on and Path(trained_on).is_dir() else cfg.base_model
+        )
         return PeftModel.from_pretrained(base, model).merge_and_unload().eval()
     return AutoModelForCausalLM.from_pretrained(model or cfg.base_model).eval()
 
