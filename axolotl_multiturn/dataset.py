@@ -4,8 +4,9 @@ summary counted from the bookkeeping columns, then those columns removed, with d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -14,15 +15,27 @@ from axolotl.prompt_tokenizers import DatasetWrappingStrategy
 from axolotl.utils.logging import get_logger
 from datasets import Dataset, IterableDataset
 
+from axolotl_multiturn.engine.masking import AutoDecision, Mode
 from axolotl_multiturn.engine.outcomes import Outcomes
 from axolotl_multiturn.engine.vocabulary import CANDIDATE_COLUMNS, GONE, STATS, Col, Status
-from axolotl_multiturn.options import ConfigError
+from axolotl_multiturn.options import ConfigError, Options
 from axolotl_multiturn.reports.summary import CATEGORIES, Summary, from_columns, remember
 
-if TYPE_CHECKING:
-    from axolotl_multiturn.chat import MultiTurnStrategy
-
 LOG = get_logger("axolotl_multiturn.chat")
+
+
+class LabellingStrategy(Protocol):
+    """What the dataset pass needs of `chat.MultiTurnStrategy` (named here so that this module does not import
+    the one that imports it): the rows of a batch, `auto`'s decision, and what errors and counts name."""
+
+    source: str
+    sequence_len: int
+    options: Options
+    mode: Mode | None
+    decision: AutoDecision | None
+    tokenize_rows: Callable[..., dict[str, list]]
+
+    def decide(self, scan: np.ndarray) -> AutoDecision: ...
 
 
 class RowError(ValueError):
@@ -46,7 +59,7 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
     """Labels every row in one pass (deciding `auto` in it), counts the summary there and keeps it for
     training start; names rows in errors, counts skips."""
 
-    def __init__(self, strategy: MultiTurnStrategy, key: str | None = None, directory: Path | None = None):
+    def __init__(self, strategy: LabellingStrategy, key: str | None = None, directory: Path | None = None):
         self.strategy = strategy
         self.key = key  # the dataset's summary key (`summary_key`), under which `wrap_dataset` keeps it
         self.directory = directory  # where the summary is saved beside the prepared dataset (None: not saved)
@@ -127,7 +140,7 @@ class ChatDatasetWrapper(DatasetWrappingStrategy):
         )
 
 
-def summarize(strategy: MultiTurnStrategy, dataset: Dataset, num_proc: int | None = None) -> Summary:
+def summarize(strategy: LabellingStrategy, dataset: Dataset, num_proc: int | None = None) -> Summary:
     """Count what `strategy` trains in `dataset`: the preprocessing pass itself, deciding `auto` first if
     needed."""
     return ChatDatasetWrapper(strategy).prepare(dataset, num_proc)[1]

@@ -5,6 +5,7 @@ plugin module named in the entry-point group `axolotl_multiturn.converters`. A p
 the hook `axolotl_multiturn_converters()` and returns `Converter` objects (see `spec.py`).
 """
 
-from axolotl_multiturn.converters.spec import ConversionError, Converter, hookimpl, registry
+from axolotl_multiturn.converters.collect import registry
+from axolotl_multiturn.converters.spec import ConversionError, Converter, hookimpl
 
 __all__ = ["ConversionError", "Converter", "hookimpl", "registry"]

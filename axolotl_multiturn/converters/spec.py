@@ -1,11 +1,10 @@
-"""The converter hook specification and the registry that collects converters through pluggy."""
+"""The converter hook specification: what a converter is and provides (`collect.py` gathers them)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Protocol
 
 import pluggy
@@ -44,21 +43,3 @@ class Spec:
     @hookspec
     def axolotl_multiturn_converters(self) -> list[Converter]:
         """The converters a plugin provides."""
-
-
-@cache
-def registry() -> dict[str, Converter]:
-    """Every converter by name: ours, then those of installed plugins (entry-point group above)."""
-    from axolotl_multiturn.converters import builtin
-
-    manager = pluggy.PluginManager(PROJECT)
-    manager.add_hookspecs(Spec)
-    manager.register(builtin)
-    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    converters: dict[str, Converter] = {}
-    for provided in manager.hook.axolotl_multiturn_converters():
-        for converter in provided:
-            if converter.name in converters:
-                raise ValueError(f"two converters are named {converter.name!r}; a plugin must pick another name")
-            converters[converter.name] = converter
-    return converters

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from axolotl_multiturn.reports import html as report_html
-from axolotl_multiturn.reports.preview import CLOSE, MASKED_STYLE, OPEN, TRAINED_STYLE, Piece
+from axolotl_multiturn.reports.marks import CLOSE, MASKED_STYLE, OPEN, TRAINED_STYLE, Piece
 from axolotl_multiturn.rl import PairColumn, PairSummary, method
 
 #: Tokens decoded before each one, so that its text is what it adds in context (SentencePiece drops a

@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -21,29 +21,9 @@ from axolotl_multiturn.dataset import summarize
 from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
 from axolotl_multiturn.engine.spans import Kind, Span
 from axolotl_multiturn.reports import html as report_html
+from axolotl_multiturn.reports.marks import CLASS_STYLES, CLOSE, MASKED_STYLE, OPEN, TRAINED_STYLE, Piece
 from axolotl_multiturn.reports.summary import Summary, percent
 from axolotl_multiturn.rl import check_config
-
-TRAINED_STYLE = "bold black on green3"
-MASKED_STYLE = "grey50"
-#: Classes shown apart from plain text: trained, and (italic) masked.
-CLASS_STYLES = {
-    "tool_call": ("bold black on orange1", "italic grey50"),
-    "tool_result": ("bold black on light_sky_blue1", "italic grey50"),
-    "reasoning": ("bold black on plum2", "grey50"),
-}
-OPEN, CLOSE = "«", "»"  # marks trained text when the output is not a terminal
-
-
-class Piece(NamedTuple):
-    """A token's text as shown: trained or not, its index and id (-1: text no token's offsets cover) and
-    its class (a `Kind` name, or tool_result for a tool message's content)."""
-
-    text: str
-    trained: bool
-    index: int
-    token_id: int
-    cls: str
 
 
 @dataclass(frozen=True)
