@@ -79,12 +79,12 @@ def run_pairs(args: argparse.Namespace) -> int:
     from axolotl_multiturn.evaluation.pairs import pairwise
 
     try:
-        scores = pairwise(args.config, args.model)
+        scores = pairwise(args.config, args.model, args.data)
     except EvalError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     name = args.model or "base model"
-    table = Table("held-out pairs", name, title=f"{args.config}: held-out test_datasets")
+    table = Table("held-out pairs", name, title=f"{args.config}: held-out {args.data or 'test_datasets'}")
     table.add_row("chosen more likely than rejected", f"{scores.accuracy:.1%}")
     table.add_row("mean log-probability margin (nats)", f"{scores.margin:.2f}")
     table.add_row("pairs", str(scores.pairs))

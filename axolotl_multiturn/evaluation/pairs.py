@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from axolotl_multiturn import DATASET_TYPE
 from axolotl_multiturn.evaluation.heldout import EvalError, load_model
 
 
@@ -34,10 +35,12 @@ def completion_logprob(model: Any, prompt: list[int], completion: list[int], mas
     return float((logprobs * torch.tensor(mask, dtype=logprobs.dtype)).sum())
 
 
-def pairwise(config: str | Path, model: str | None = None, console: Any = None) -> PairScores:
-    """The held-out pairs of an `rl:` config (`test_datasets`), scored with `model` (default its base)."""
+def pairwise(config: str | Path, model: str | None = None, data: str | None = None, console: Any = None) -> PairScores:
+    """The held-out pairs of an `rl:` config (`test_datasets`, or the pairs file `data`), scored with `model`
+    (default its base)."""
     from axolotl.cli.config import load_cfg
     from axolotl.loaders import load_tokenizer
+    from axolotl.utils.dict import DictDefault
     from rich.console import Console
     from rich.progress import track
 
@@ -48,9 +51,12 @@ def pairwise(config: str | Path, model: str | None = None, console: Any = None) 
     cfg = load_cfg(str(config))
     if not cfg.get("rl"):
         raise EvalError(f"{config}: pairwise accuracy needs a preference config (`rl: dpo` and pairs)")
-    entries = raw_entries(cfg, "test_datasets")
+    entries = [DictDefault(path=data, type=DATASET_TYPE)] if data else raw_entries(cfg, "test_datasets")
     if not entries:
-        raise EvalError(f"{config}: no held-out pairs: add a `test_datasets:` entry of pairs never trained on")
+        raise EvalError(
+            f"{config}: no held-out pairs: pass --data PAIRS.jsonl or add a `test_datasets:` entry of pairs never "
+            "trained on"
+        )
     tokenizer = load_tokenizer(cfg)
     parts, _ = load_split(cfg, tokenizer, entries)
     loaded = load_model(cfg, model)
