@@ -27,12 +27,16 @@ DATA = Path("demo/coqa-train.jsonl")
 HELD_OUT = Path("demo/coqa-heldout.jsonl")
 OUTPUT = Path("outputs/coqa-smollm2")
 PICTURE = Path("demo/heldout.png")
-#: Measured over seeds 0, 1 and 2 (README, "What the demo measures"): the held-out F1 rises from 0.357 to
-#: 0.72-0.74 and every answer stops by itself. The demo fails below these, with room for the drift of other
-#: torch and transformers releases: a gain of a fifth of F1 is what training on the data gives; none of it
-#: is what a broken label (the story trained, or the stop token untrained) gives.
+#: Measured over seeds 0, 1 and 2 (README, "What the demo measures"; `axolotl-multiturn compare
+#: example_configs/coqa-smollm2.yml --modes hosted_auto --seeds 0,1,2`): the held-out F1 rises from 0.357
+#: to 0.722-0.738 (a gain of 0.365 to 0.381) and all 149 answers stop by themselves on every seed (the
+#: untrained model: 91%). The demo fails below these, with room for the drift of other torch and
+#: transformers releases: a gain of 0.2 is about half the smallest measured (even the modes that also train
+#: the stories, `none` and `boilerplate`, gain 0.31), so it fails a run that did not learn the answers
+#: (labels masked, another template at inference), not a seed's noise (sd 0.009); 97% stopped allows 4 of
+#: 149 answers to run on, where the untrained model already stops on 91%: a stop token left untrained shows.
 F1_GAIN = 0.2
-STOPPED_FLOOR = 0.9
+STOPPED_FLOOR = 0.97
 
 
 def main() -> int:
