@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         console = Console(highlight=False)
-        console.print(table(before, results, seeds, f"{args.config}: masking modes on held-out data"))
+        console.print(table(before, results, f"{args.config}: masking modes on held-out data"))
         if args.markdown:
             with written_whole(Path(args.markdown)) as stream:
                 stream.write(markdown(before, results).encode())

@@ -79,11 +79,11 @@ def question_table(result: Result, before: Result | None = None, limit: int | No
     F1; an answer cut at the token limit is marked with `…`."""
     table = Table("#", "question", "gold", *(["before", "F1"] if before else []), "answer", "F1")
     shown = result.answers[:limit] if limit is not None else result.answers
+
+    def cell(answer: Answer) -> tuple[str, str]:
+        return answer.text + ("" if answer.stopped else " …"), f"{answer.score.f1:.2f}"
+
     for k, a in enumerate(shown):
-
-        def cell(answer: Answer) -> tuple[str, str]:
-            return answer.text + ("" if answer.stopped else " …"), f"{answer.score.f1:.2f}"
-
         table.add_row(
             f"{a.question.conversation}:{a.question.message}",
             question_of(a),

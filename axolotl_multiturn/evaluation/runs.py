@@ -45,12 +45,13 @@ def axolotl(command: str, config: Path, console: Console) -> subprocess.Complete
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
+    lines, logged = [], 0
     assert process.stdout is not None
     for line in process.stdout:
         lines.append(line)
         if loss := LOSS.search(line):
-            console.print(f"step {len(losses(''.join(lines))) * every:>3}  loss {float(loss.group(1)):.3f}")
+            logged += 1
+            console.print(f"step {logged * every:>3}  loss {float(loss.group(1)):.3f}")
         elif "[axolotl_multiturn." in line and "examples/s" not in line:
             console.print(line.rstrip().split("] ", 3)[-1], markup=False)
     process.wait()

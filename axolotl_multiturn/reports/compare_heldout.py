@@ -144,7 +144,7 @@ def compare_heldout(
     return before, results
 
 
-def table(before: Scores, results: Sequence[ModeResult], seeds: Sequence[int], title: str) -> Table:
+def table(before: Scores, results: Sequence[ModeResult], title: str) -> Table:
     out = Table("mode", "trained tokens", "held-out F1", "F1 by seed", "exact match", "stopped", "words", title=title)
     out.add_row(
         "untrained", "", f"{before.f1:.3f}", "", f"{before.exact:.3f}", f"{before.stopped:.0%}", f"{before.words:.1f}"
