@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -242,6 +243,38 @@ def oracle(tok: Any, messages: list[dict], tools: Any, stops: tuple[str, ...],
     return out
 
 
+def spaced_start(tok: Any, messages: list[dict], tools: Any, i: int, key: str = "reasoning_content") -> int | None:
+    """Where undefined turn i's own text starts in `F_i` when `P_i` differs from `F_i` only in whitespace
+    (templates whose Jinja tags do not trim indent a header or a closing differently in the history and in
+    the generation prompt): after `P_i`'s last character and the whitespace that follows it. None when
+    other characters differ (history rewritten): then only the lenient bound applies."""
+    prompt, full = render(tok, messages[:i], tools, True, key), render(tok, messages[:i + 1], tools, False, key)
+    squeeze = re.compile(r"\s+")
+    wanted = squeeze.sub("", prompt)
+    at, seen = 0, 0
+    while seen < len(wanted):  # walk `full`, skipping whitespace, until `prompt`'s characters are all seen
+        if at == len(full):
+            return None
+        if not full[at].isspace():
+            if full[at] != wanted[seen]:
+                return None
+            seen += 1
+        at += 1
+    return len(full) - len(full[at:].lstrip())
+
+
+def undefined_run(full: str, spaced: int | None, stops: tuple[str, ...], text: str, start: int, end: int,
+                  lower: Callable[[], int]) -> bool:
+    """Whether the trained run `text[start:end]` is an undefined turn's (its render `full`, `F_i`): exactly
+    its generation after `spaced` (`spaced_start`) where the prompt differs only in whitespace, else (history
+    rewritten) a run inside `F_i` from `lower()` on (what the render before the turn shares with it)."""
+    if not text.startswith(full) or end > len(full):
+        return False
+    if spaced is not None:
+        return start == spaced and text[start:end] == generation(full[spaced:], stops)
+    return start >= lower()
+
+
 def reasoning_key(tok: Any, messages: list[dict], tools: Any) -> str | None:
     """The message key under which the template renders a reasoning trace (`reasoning_content`,
     `thinking`, `reasoning`), found by rendering; None when it renders none."""
@@ -360,6 +393,7 @@ def judge(template: Template, shape: str) -> str:
             (r.item.input_ids.tolist(), r.labels.tolist()) for r in arrow]:
         return "WRONG: the row through Arrow differs from the row through JSONL"
     served: list[int] = []
+    spaced = {i: spaced_start(tok, messages, tools, i, key) for i, (_, gen) in expected.items() if not gen}
 
     def before(i: int) -> int:
         """Where turn i's own text can start: after what the render of the messages before it shares with
@@ -382,8 +416,8 @@ def judge(template: Template, shape: str) -> str:
         for start, end in trained_runs(offsets, labelled.labels.tolist()):
             turn = next((i for i, (prompt, gen) in expected.items()
                          if (gen and text[:start] == prompt and text[start:end] == gen)
-                         or (not gen and i not in served and text.startswith(prompt) and end <= len(prompt)
-                             and start >= before(i))), None)
+                         or (not gen and i not in served and undefined_run(prompt, spaced[i], stops, text, start, end,
+                                                                           lambda i=i: before(i)))), None)
             if turn is None:
                 return f"WRONG: trains {text[start:end]!r} after {text[max(0, start - 40):start]!r}"
             served.append(turn)

@@ -138,6 +138,7 @@ def assert_oracle(template: str, messages: list[dict], tools: Any) -> None:
     tok = template_tokenizer(template)
     row = {"messages": messages, **({"tools": tools} if tools else {})}
     expected = oracle(tok, messages, tools)
+    spaced = {i: corpus.spaced_start(tok, messages, tools, i) for i, (_, gen) in expected.items() if not gen}
     rows = list(strategy(tok, "instruction").labelled({k: [v] for k, v in row.items()}, [0]))
     served: list[int] = []
     for labelled in rows:
@@ -158,8 +159,8 @@ def assert_oracle(template: str, messages: list[dict], tools: Any) -> None:
         for start, end in corpus.trained_runs(offsets, labels):
             turn = next(i for i, (prompt, generation) in expected.items()
                         if (generation and text[:start] == prompt and text[start:end] == generation)
-                        or (not generation and text.startswith(prompt) and end <= len(prompt)
-                            and i not in served and start >= 0))
+                        or (not generation and i not in served and corpus.undefined_run(
+                            prompt, spaced[i], corpus.stops_for(tok), text, start, end, lambda: 0)))
             served.append(turn)
     assert sorted(served) == sorted(expected), (served, expected)
     assert rows[0].no_parity == sum(1 for _, generation in expected.values() if not generation)

@@ -30,15 +30,41 @@ def common_prefix(a: str, b: str) -> int:
 
 
 def agreement(text: str, prompt: str) -> int:
-    """How much of `prompt` (the text from the last earlier message to the generation prompt's end)
-    `text` renders too: all of it, or their common prefix cut back to a line end or the end of a markup
-    token (`<|im_start|>assistant\n<think>` and `...assistant\n<tool_call>` agree through the newline)."""
+    """Where a turn's own text starts in `text` (a render from the last earlier message to the turn's
+    first text), given `prompt` (the generation prompt's tail from the same message).
+
+    All of `prompt` when `text` renders it as it is (the turn's generation follows). When the two differ
+    only in whitespace (templates whose Jinja tags do not trim indent the history and the generation
+    prompt differently), after `prompt`'s other characters and the whitespace that follows them: that
+    indentation belongs to the markup before the turn, which the model is given, never writes. Otherwise
+    their common prefix cut back to a line end or the end of a markup token (`<|im_start|>assistant\\n<think>`
+    and `...assistant\\n<tool_call>` agree through the newline)."""
     common = common_prefix(text, prompt)
     if common == len(prompt):
         return common
+    spaced = _agreement_but_whitespace(text, prompt, common)
+    if spaced is not None:
+        return spaced
     while common > 0 and not (prompt[common - 1].isspace() or prompt[common - 1] in ">]"):
         common -= 1
     return common
+
+
+def _agreement_but_whitespace(text: str, prompt: str, common: int) -> int | None:
+    """The end of `prompt` in `text` where the two differ only in whitespace (runs of it added, removed or
+    of another length), with the whitespace after it in `text`; None where other characters differ."""
+    at = common
+    for char in prompt[common:]:
+        if char.isspace():
+            continue
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text) or text[at] != char:
+            return None
+        at += 1
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
 
 
 def trim_variants(text: str, kind: Leaf) -> tuple[str, ...]:
