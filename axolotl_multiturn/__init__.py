@@ -14,7 +14,7 @@ __all__ = ["DATASET_TYPE", "MultiTurnPlugin", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "MultiTurnPlugin":
-        from axolotl_multiturn.plugin import MultiTurnPlugin
+        from axolotl_multiturn.integration.plugin import MultiTurnPlugin
 
         return MultiTurnPlugin
     if name == "chat":  # axolotl's RL loaders look the dataset type up as an attribute of the package

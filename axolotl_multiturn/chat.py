@@ -21,7 +21,6 @@ from axolotl.utils.logging import get_logger
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.dataset import ChatDatasetWrapper, RowError, parse_line
 from axolotl_multiturn.engine.conversation import Conversation, Message, without_nulls
 from axolotl_multiturn.engine.encode import Encoded, Encoder
 from axolotl_multiturn.engine.label import Labelled, Labeller, Settings
@@ -31,8 +30,15 @@ from axolotl_multiturn.engine.spans import TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.validate import InvalidConversation, parse_conversation
 from axolotl_multiturn.engine.vocabulary import PARITY_COUNTS, STATS, Col, Status
 from axolotl_multiturn.engine.windows import TooLong
-from axolotl_multiturn.entry import resolve_chat_template, sampling, summary_directory, summary_key, template_choice
-from axolotl_multiturn.options import ConfigError, Options, resolve
+from axolotl_multiturn.integration.dataset import ChatDatasetWrapper, RowError, parse_line
+from axolotl_multiturn.integration.entry import (
+    resolve_chat_template,
+    sampling,
+    summary_directory,
+    summary_key,
+    template_choice,
+)
+from axolotl_multiturn.integration.options import ConfigError, Options, resolve
 from axolotl_multiturn.reports.summary import count_rows
 
 LOG = get_logger("axolotl_multiturn.chat")

@@ -32,8 +32,8 @@ import datasets  # noqa: E402
 from axolotl.utils.chat_templates import get_chat_template  # noqa: E402
 from shapes import coqa_shaped, sentence  # noqa: E402
 
-from axolotl_multiturn.rl import PairColumn, label_dataset  # noqa: E402
-from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
+from axolotl_multiturn.integration.rl import PairColumn, label_dataset  # noqa: E402
+from axolotl_multiturn.models.tiny import qwen_tokenizer  # noqa: E402
 
 #: Ours renders and tokenizes each output in context (prompt + output, in full) and checks that both prompts
 #: agree; TRL renders the prompt, then prompt + each output, and tokenizes all three. Measured at 0.95x to

@@ -39,7 +39,7 @@ from axolotl.utils.dict import DictDefault  # noqa: E402
 from shapes import coqa_shaped, long_chats, reasoning_chats  # noqa: E402
 
 from axolotl_multiturn.chat import load as multiturn_load  # noqa: E402
-from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
+from axolotl_multiturn.models.tiny import qwen_tokenizer  # noqa: E402
 
 TARGET_AXOLOTL, TARGET_FLOOR, TARGET_PROC = 6.0, 0.6, 1.7
 
@@ -82,7 +82,7 @@ RSS_CHILD = """
 import sys, threading, time, datasets
 from axolotl.utils.dict import DictDefault
 from axolotl_multiturn.chat import load
-from axolotl_multiturn.tiny import qwen_tokenizer
+from axolotl_multiturn.models.tiny import qwen_tokenizer
 from axolotl.utils.chat_templates import get_chat_template
 
 def rss():

@@ -36,7 +36,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from axolotl.utils.chat_templates import get_chat_template
     from filelock import FileLock
 
-    from axolotl_multiturn.tiny import build_tiny_model
+    from axolotl_multiturn.models.tiny import build_tiny_model
 
     root = shared_dir(tmp_path_factory)
     model = root / "tiny-model"

@@ -31,7 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from axolotl_multiturn.tiny import qwen_tokenizer  # noqa: E402
+from axolotl_multiturn.models.tiny import qwen_tokenizer  # noqa: E402
 
 ROOT = HERE.parent
 PAGE = ROOT / "docs" / "templates.md"

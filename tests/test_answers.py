@@ -30,7 +30,7 @@ def test_batched_answers_are_the_one_at_a_time_answers(tiny_model: Path) -> None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from axolotl_multiturn.evaluation.answers import generate, questions
-    from axolotl_multiturn.tiny import answer
+    from axolotl_multiturn.models.tiny import answer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()

@@ -17,7 +17,7 @@ from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import ChatDatasetWrapper, RowError
 from axolotl_multiturn.engine.masking import Mode
-from axolotl_multiturn.options import ConfigError
+from axolotl_multiturn.integration.options import ConfigError
 
 pytestmark = pytest.mark.axolotl
 M = -100
@@ -186,7 +186,7 @@ def test_training_start_summary_is_the_preprocessing_count(tmp_path: Path, monke
     from transformers import PreTrainedTokenizerBase
 
     from axolotl_multiturn.engine.encode import Encoder
-    from axolotl_multiturn.plugin import MultiTurnPlugin, prepare_config
+    from axolotl_multiturn.integration.plugin import MultiTurnPlugin, prepare_config
     from axolotl_multiturn.reports import summary as summaries
 
     long = chat((S, "A story. " * 30), *[t for k in range(6) for t in ((U, f"Question {k}?"), (A, f"Answer {k}."))])
@@ -210,10 +210,10 @@ def test_training_start_summary_is_the_preprocessing_count(tmp_path: Path, monke
     monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", lambda *a, **k: calls.append("tokenize"))
     monkeypatch.setattr(PreTrainedTokenizerBase, "apply_chat_template", lambda *a, **k: calls.append("render"))
     trainer = SimpleNamespace(processing_class=tok, train_dataset=prepared)
-    with caplog.at_level(logging.INFO, logger="axolotl_multiturn.plugin"):
+    with caplog.at_level(logging.INFO, logger="axolotl_multiturn.integration.plugin"):
         callbacks = MultiTurnPlugin().add_callbacks_post_trainer(cfg, trainer)
     assert calls == [] and len(callbacks) == 1
-    logged = [r.getMessage() for r in caplog.records if r.name == "axolotl_multiturn.plugin"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "axolotl_multiturn.integration.plugin"]
     assert logged == [f"axolotl_multiturn: {line}" for line in counted]
     tokens = sum(len(ids) for ids in prepared["input_ids"])
     trained = sum(sum(1 for label in labels if label != M) for labels in prepared["labels"])
@@ -225,10 +225,10 @@ def test_training_start_summary_is_the_preprocessing_count(tmp_path: Path, monke
     for saved in (tmp_path / "prepared").glob("axolotl_multiturn-*.summary.json"):
         saved.unlink()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="axolotl_multiturn.plugin"):
+    with caplog.at_level(logging.INFO, logger="axolotl_multiturn.integration.plugin"):
         assert MultiTurnPlugin().add_callbacks_post_trainer(cfg, trainer) == []
     assert calls == []
-    assert [r.getMessage() for r in caplog.records if r.name == "axolotl_multiturn.plugin"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "axolotl_multiturn.integration.plugin"] == [
         f"axolotl_multiturn: no summary was saved with the prepared dataset of {data} (prepared by another "
         f"version; delete the prepared dataset to count it again). The training set as prepared: "
         f"{len(prepared):,} rows, {tokens:,} tokens, {trained:,} trained ({100 * trained / tokens:.1f}%)"]
@@ -265,7 +265,7 @@ def test_a_sampled_file_names_rows_not_lines(tmp_path: Path, tiny_model: Path, s
 def test_a_template_no_row_can_be_labelled_with_is_refused_at_load_naming_it() -> None:
     """A template that rewrites every content (here upper-cased) is refused when the dataset type loads, not
     once per row: the config names the template and the reason."""
-    from axolotl_multiturn.options import ConfigError
+    from axolotl_multiturn.integration.options import ConfigError
 
     upper = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | upper }}<|im_end|>\n{% endfor %}"
     with pytest.raises(ConfigError, match=r"^d: the chat template \(jinja\) cannot be labelled exactly even on a plain "

@@ -51,7 +51,7 @@ def trained(template: str, mask_closing: bool) -> tuple[Any, float]:
     """The fine-tuned model and its last training loss (on the tokens its labels train)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from axolotl_multiturn.tiny import fine_tune
+    from axolotl_multiturn.models.tiny import fine_tune
 
     tok = template_tokenizer(template)
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def trained(template: str, mask_closing: bool) -> tuple[Any, float]:
 
 def generate(template: str, model: Any, chat: list[dict]) -> tuple[str, bool]:
     """Greedy generation after the generation prompt: (text, whether it ended on the end-of-turn token)."""
-    from axolotl_multiturn.tiny import answer
+    from axolotl_multiturn.models.tiny import answer
 
     return answer(model, template_tokenizer(template), chat[:1], MAX_NEW_TOKENS)
 

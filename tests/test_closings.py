@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from chats import strategy, trained_runs
 
-from axolotl_multiturn.tiny import qwen_tokenizer
+from axolotl_multiturn.models.tiny import qwen_tokenizer
 
 PYTHONIC = (
     "{%- for m in messages -%}"

@@ -54,7 +54,7 @@ def test_coqa_configs_are_the_hosted_job(tmp_path: Path, tiny_model: Path, name:
 def test_coqa_dpo_configs_train_exact_pairs(tmp_path: Path, tiny_model: Path, name: str, monkeypatch) -> None:
     """Both DPO configs validate as shipped, and the plugin names the trainer that takes exact pairs."""
     cfg = validated(tmp_path, tiny_model, name, monkeypatch)
-    assert (cfg.rl, cfg.trainer_cls) == ("dpo", "axolotl_multiturn.trainer.ExactPairsDPOTrainer")
+    assert (cfg.rl, cfg.trainer_cls) == ("dpo", "axolotl_multiturn.integration.trainer.ExactPairsDPOTrainer")
     assert cfg.datasets[0].type == "axolotl_multiturn.chat"
     assert cfg.adapter == (None if name == "coqa-dpo-tiny.yml" else "lora")
 

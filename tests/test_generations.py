@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vocabularies import tokenizer
 
-from axolotl_multiturn.tiny import qwen_tokenizer
+from axolotl_multiturn.models.tiny import qwen_tokenizer
 
 # Nine-character ids: Mistral's templates refuse others.
 SHAPES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import RowError, load
-from axolotl_multiturn.dataset import summarize
-from axolotl_multiturn.options import ConfigError
-from axolotl_multiturn.plugin import prepare_config
+from axolotl_multiturn.integration.dataset import summarize
+from axolotl_multiturn.integration.options import ConfigError
+from axolotl_multiturn.integration.plugin import prepare_config
 
 pytestmark = pytest.mark.axolotl
 TRICKY = ["null", "2", "[1, 2]", "\"quoted\"", "{}", "true", " 3.5 "]

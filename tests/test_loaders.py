@@ -21,7 +21,7 @@ from datasets import Dataset
 from vocabularies import tokenizer
 
 from axolotl_multiturn.chat import load
-from axolotl_multiturn.plugin import prepare_config
+from axolotl_multiturn.integration.plugin import prepare_config
 
 pytestmark = pytest.mark.axolotl
 TEMPLATE = "qwen3"  # renders the tools list into the system prompt with tojson, and tool calls and reasoning

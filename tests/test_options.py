@@ -7,7 +7,7 @@ import json
 import pytest
 
 from axolotl_multiturn.engine.masking import AutoThresholds, Mode
-from axolotl_multiturn.options import CARRIER_PREFIX, ConfigError, Options, carry, resolve
+from axolotl_multiturn.integration.options import CARRIER_PREFIX, ConfigError, Options, carry, resolve
 
 
 def test_defaults_come_from_the_schema() -> None:

@@ -1,4 +1,4 @@
-"""The preference path's loader (`axolotl_multiturn/rl.py`), collator and config checks, in process: exact ids
+"""The preference path's loader (`axolotl_multiturn/integration/rl.py`), collator and config checks, in process: exact ids
 against the pair oracle through text lines and Arrow rows, every refusal naming its line, every left-out
 pair counted."""
 
@@ -16,12 +16,12 @@ from datasets import Dataset
 from test_dpo import BEHAVIOUR_PAIRS, REASONING_PAIRS, STOPS, hosted, qwen3
 from vocabularies import tokenizer
 
-from axolotl_multiturn.dataset import RowError
 from axolotl_multiturn.engine.pairs import Shape, split, to_shape
-from axolotl_multiturn.options import ConfigError
-from axolotl_multiturn.plugin import prepare_config
-from axolotl_multiturn.rl import PairColumn, check_config, label_dataset
-from axolotl_multiturn.trainer import ExactPairCollator, ExactPairsDPOTrainer, tokenized_row
+from axolotl_multiturn.integration.dataset import RowError
+from axolotl_multiturn.integration.options import ConfigError
+from axolotl_multiturn.integration.plugin import prepare_config
+from axolotl_multiturn.integration.rl import PairColumn, check_config, label_dataset
+from axolotl_multiturn.integration.trainer import ExactPairCollator, ExactPairsDPOTrainer, tokenized_row
 
 pytestmark = pytest.mark.axolotl
 SECTIONS = ("datasets", "test_datasets")
@@ -115,7 +115,7 @@ def test_a_pair_that_cannot_be_labelled_exactly_is_named_or_skipped_and_counted(
     ({"rl": "dpo", "datasets": [OURS, {"path": "x.jsonl", "type": "chatml.intel"}]},
      r"datasets\[1\]: with rl: dpo, every dataset must be of type axolotl_multiturn.chat"),
     ({"rl": "dpo", "datasets": [OURS], "trainer_cls": "my.Trainer"},
-     "trainer_cls: my.Trainer: exact pairs with rl: dpo need axolotl_multiturn.trainer.ExactPairsDPOTrainer"),
+     "trainer_cls: my.Trainer: exact pairs with rl: dpo need axolotl_multiturn.integration.trainer.ExactPairsDPOTrainer"),
 ])
 def test_what_cannot_be_trained_exactly_is_a_config_error(cfg: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -127,7 +127,7 @@ def test_what_cannot_be_trained_exactly_is_a_config_error(cfg: dict, message: st
 def test_the_plugin_names_the_trainer_only_for_pairs_of_our_type(rl: str, trainer: str) -> None:
     cfg = {"rl": rl, "datasets": [dict(OURS)], "simpo_gamma": 0.5}
     prepare_config(cfg)
-    assert cfg["trainer_cls"] == f"axolotl_multiturn.trainer.{trainer}"
+    assert cfg["trainer_cls"] == f"axolotl_multiturn.integration.trainer.{trainer}"
     sft = {"datasets": [dict(OURS)]}
     prepare_config(sft)
     assert "trainer_cls" not in sft and not check_config({"rl": "dpo", "datasets": [{"path": "x"}]}, SECTIONS)
@@ -174,7 +174,7 @@ def test_the_trainer_refuses_a_dataset_of_strings() -> None:
 def test_orpo_and_cpo_refuse_an_encoder_decoder_model() -> None:
     """Exact pairs are one sequence each (prompt + completion): where TRL's ORPO and CPO trainers would lay
     out an encoder-decoder model's rows their own way, the model is refused by name."""
-    from axolotl_multiturn.trainer import ExactPairsCPOTrainer, ExactPairsORPOTrainer
+    from axolotl_multiturn.integration.trainer import ExactPairsCPOTrainer, ExactPairsORPOTrainer
 
     row = {"prompt_ids": [5], "chosen_ids": [8], "rejected_ids": [9], "chosen_mask": [1], "rejected_mask": [1],
            "source": 0}
@@ -194,7 +194,7 @@ def test_axolotl_loaders_give_the_same_pairs(tmp_path) -> None:
     as datasets' JSON loader (Arrow: keys unified and null-filled), in TRL's shape: identical columns."""
     from axolotl.utils.dict import DictDefault
 
-    from axolotl_multiturn.rl import load_split
+    from axolotl_multiturn.integration.rl import load_split
 
     pairs = [to_shape(split(p, Shape.HOSTED)[0], Shape.TRL) for p in [*BEHAVIOUR_PAIRS, *REASONING_PAIRS]]
     text = "".join(json.dumps(p) + "\n" for p in pairs)
@@ -231,7 +231,7 @@ def plugin_load(model: Any, train: Any, test: Any = None, **options: Any) -> tup
     """(train pairs, test pairs, summaries) through the plugin's `load_datasets` hook on JSONL files."""
     from axolotl.utils.dict import DictDefault
 
-    from axolotl_multiturn.plugin import MultiTurnPlugin
+    from axolotl_multiturn.integration.plugin import MultiTurnPlugin
 
     cfg = DictDefault({"rl": "dpo", "base_model": str(model), "tokenizer_config": str(model), "sequence_len": 256,
                        "micro_batch_size": 1, "num_epochs": 1, "batch_size": 1,
@@ -254,7 +254,7 @@ def test_exact_duplicates_are_left_out_and_counted_across_the_splits(tmp_path, t
     with seed)."""
     from datasets import concatenate_datasets
 
-    from axolotl_multiturn.rl import PairOutcome
+    from axolotl_multiturn.integration.rl import PairOutcome
 
     p0, p1, p2, p3 = BEHAVIOUR_PAIRS
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
@@ -285,7 +285,7 @@ def test_pairs_are_kept_in_dataset_prepared_path_and_read_back_while_nothing_the
     """The first load labels and saves each entry's pairs with their summary; the next reads them back
     without labelling; a changed option, sequence_len or file labels again into a copy of its own;
     `axolotl preprocess` (is_preprocess) labels again; skip_prepare_dataset saves nothing."""
-    from axolotl_multiturn import rl
+    from axolotl_multiturn.integration import rl
 
     labelled: list[str] = []
     label = rl.label_dataset
@@ -320,7 +320,8 @@ def test_a_prepared_copy_is_not_read_back_by_changed_labelling_code(tmp_path, ti
     and rl.py's source instead, so an edited engine labels again into a copy of its own."""
     import shutil
 
-    from axolotl_multiturn import engine, rl
+    from axolotl_multiturn import engine
+    from axolotl_multiturn.integration import rl
 
     labelled: list[str] = []
     label = rl.label_dataset

@@ -24,7 +24,7 @@ from corpus import WEATHER, call
 from test_generations import TEMPLATE_SPECIALS, TOKENS
 from vocabularies import tokenizer
 
-from axolotl_multiturn.tiny import qwen_tokenizer
+from axolotl_multiturn.models.tiny import qwen_tokenizer
 
 #: Tool results closed by the turn after them: `<｜tool▁outputs▁end｜>` is written, indented by 12, in
 #: front of the answer, while a render that ends on a tool result writes it indented by 4 and then a

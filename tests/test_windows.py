@@ -204,7 +204,7 @@ def test_coqa_shaped_dataset_with_a_third_too_long_loses_no_turn(caplog: pytest.
 
     from conftest import ROOT
 
-    from axolotl_multiturn.dataset import summarize
+    from axolotl_multiturn.integration.dataset import summarize
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from shapes import coqa_shaped

@@ -19,7 +19,7 @@ from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast
 from transformers.integrations.mistral.tokenizer import convert_tekken_tokenizer
 
-from axolotl_multiturn.tiny import qwen_tokenizer
+from axolotl_multiturn.models.tiny import qwen_tokenizer
 
 MISTRAL_DATA = Path(mistral_common.__file__).with_name("data")
 

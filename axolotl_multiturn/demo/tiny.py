@@ -41,8 +41,8 @@ ENOUGH_STOPPED = 5
 def main(rebuild: bool = False) -> int:
     from axolotl.utils.chat_templates import get_chat_template
 
+    from axolotl_multiturn.models.tiny import build_tiny_model
     from axolotl_multiturn.reports.preview import preview
-    from axolotl_multiturn.tiny import build_tiny_model
 
     step(f"tiny model -> {MODEL}")
     if rebuild or not (MODEL / "config.json").is_file():
@@ -94,7 +94,7 @@ def ask(model_dir: Path, data: Path, rows: int, per_story: int = 3) -> tuple[int
     import orjson
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from axolotl_multiturn.tiny import answer
+    from axolotl_multiturn.models.tiny import answer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

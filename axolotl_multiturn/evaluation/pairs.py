@@ -44,8 +44,8 @@ def pairwise(config: str | Path, model: str | None = None, data: str | None = No
     from rich.console import Console
     from rich.progress import track
 
-    from axolotl_multiturn.plugin import raw_entries
-    from axolotl_multiturn.rl import PairColumn, load_split
+    from axolotl_multiturn.integration.plugin import raw_entries
+    from axolotl_multiturn.integration.rl import PairColumn, load_split
 
     console = console or Console(highlight=False, stderr=True)
     cfg = load_cfg(str(config))

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from axolotl_multiturn import DATASET_TYPE
-from axolotl_multiturn.options import ConfigError, option_keys, suggest, validate_block
+from axolotl_multiturn.integration.options import ConfigError, option_keys, suggest, validate_block
 
 PLUGIN = "axolotl_multiturn.MultiTurnPlugin"
 SECTIONS = ("datasets", "test_datasets")

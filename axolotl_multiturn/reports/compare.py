@@ -82,8 +82,8 @@ def compare(
     import torch
     from transformers import AutoModelForCausalLM
 
+    from axolotl_multiturn.models.tiny import answer, fine_tune
     from axolotl_multiturn.reports.preview import load_config
-    from axolotl_multiturn.tiny import answer, fine_tune
 
     console = console or Console(highlight=False)
     cfg, tokenizer, ds_cfg, raw = load_config(config)

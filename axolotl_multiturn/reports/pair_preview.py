@@ -16,9 +16,9 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from axolotl_multiturn.integration.rl import PairColumn, PairSummary, method
 from axolotl_multiturn.reports import html as report_html
 from axolotl_multiturn.reports.marks import CLOSE, MASKED_STYLE, OPEN, TRAINED_STYLE, Piece
-from axolotl_multiturn.rl import PairColumn, PairSummary, method
 
 #: Tokens decoded before each one, so that its text is what it adds in context (SentencePiece drops a
 #: leading space at the start of a decode; byte-level BPE splits characters across tokens).
@@ -118,7 +118,7 @@ def preview_pairs(
 ) -> tuple[list[ShownPair], PairSummary]:
     """Print the first pairs of one preference dataset entry (raw, as the plugin keeps it) with trained
     tokens marked, and its summary; optionally write the HTML report."""
-    from axolotl_multiturn.rl import load_split
+    from axolotl_multiturn.integration.rl import load_split
 
     console = console or Console(highlight=False)
     (dataset,), (summary,) = load_split(cfg, tokenizer, [entry])

@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from axolotl_multiturn.dataset import summarize
 from axolotl_multiturn.engine.encode import IGNORE_INDEX, Encoded
 from axolotl_multiturn.engine.spans import Kind, Span
+from axolotl_multiturn.integration.dataset import summarize
+from axolotl_multiturn.integration.rl import check_config
 from axolotl_multiturn.reports import html as report_html
 from axolotl_multiturn.reports.marks import CLASS_STYLES, CLOSE, MASKED_STYLE, OPEN, TRAINED_STYLE, Piece
 from axolotl_multiturn.reports.summary import Summary, percent
-from axolotl_multiturn.rl import check_config
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def preview(
 ) -> tuple[list[Shown], Summary]:
     """Print the first rows of a config's dataset with trained text highlighted, and the dataset summary;
     optionally write the HTML report. Returns what it showed."""
-    from axolotl_multiturn.plugin import DATASET_SECTIONS, raw_entries
+    from axolotl_multiturn.integration.plugin import DATASET_SECTIONS, raw_entries
 
     console = console or Console(highlight=False)
     cfg, tokenizer, ds_cfg, _ = load_config(config, dataset, read=False)

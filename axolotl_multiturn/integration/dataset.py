@@ -18,7 +18,7 @@ from datasets import Dataset, IterableDataset
 from axolotl_multiturn.engine.masking import AutoDecision, Mode
 from axolotl_multiturn.engine.outcomes import Outcomes
 from axolotl_multiturn.engine.vocabulary import CANDIDATE_COLUMNS, GONE, STATS, Col, Status
-from axolotl_multiturn.options import ConfigError, Options
+from axolotl_multiturn.integration.options import ConfigError, Options
 from axolotl_multiturn.reports.summary import CATEGORIES, Summary, from_columns, remember
 
 LOG = get_logger("axolotl_multiturn.chat")

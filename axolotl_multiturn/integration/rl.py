@@ -28,7 +28,6 @@ from datasets import Dataset, Features, Sequence, Value
 from transformers import PreTrainedTokenizerBase
 
 from axolotl_multiturn import DATASET_TYPE, engine
-from axolotl_multiturn.dataset import RowError, parse_line
 from axolotl_multiturn.engine.conversation import without_nulls
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.label import Labeller, Settings
@@ -37,18 +36,19 @@ from axolotl_multiturn.engine.pairs import Pair, shape_of, split
 from axolotl_multiturn.engine.preference import LabelledPair, label_pair
 from axolotl_multiturn.engine.spans import UnlabelableError
 from axolotl_multiturn.engine.vocabulary import Overflow
-from axolotl_multiturn.entry import summary_key
-from axolotl_multiturn.options import ConfigError, Options, resolve
+from axolotl_multiturn.integration.dataset import RowError, parse_line
+from axolotl_multiturn.integration.entry import summary_key
+from axolotl_multiturn.integration.options import ConfigError, Options, resolve
 
-LOG = get_logger("axolotl_multiturn.rl")
+LOG = get_logger("axolotl_multiturn.integration.rl")
 
 #: The `rl:` methods of axolotl that train prompt/chosen/rejected rows, and the trainer (axolotl's own,
 #: `trainer.py`) that takes them as exact pairs.
 TRAINERS = {
-    "dpo": "axolotl_multiturn.trainer.ExactPairsDPOTrainer",  # DPO and its loss types
-    "ipo": "axolotl_multiturn.trainer.ExactPairsDPOTrainer",
-    "orpo": "axolotl_multiturn.trainer.ExactPairsORPOTrainer",
-    "simpo": "axolotl_multiturn.trainer.ExactPairsCPOTrainer",
+    "dpo": "axolotl_multiturn.integration.trainer.ExactPairsDPOTrainer",  # DPO and its loss types
+    "ipo": "axolotl_multiturn.integration.trainer.ExactPairsDPOTrainer",
+    "orpo": "axolotl_multiturn.integration.trainer.ExactPairsORPOTrainer",
+    "simpo": "axolotl_multiturn.integration.trainer.ExactPairsCPOTrainer",
 }
 
 

@@ -13,7 +13,7 @@ import orjson
 from axolotl.utils.chat_templates import get_chat_template
 from transformers import PreTrainedTokenizerBase
 
-from axolotl_multiturn.options import CARRIER_KEY, carried, resolve
+from axolotl_multiturn.integration.options import CARRIER_KEY, carried, resolve
 
 FALLBACK_TEMPLATE = "tokenizer_default_fallback_chatml"
 DEFAULT_PREPARED = "last_run_prepared"  # axolotl's dataset_prepared_path when the config sets none

@@ -23,7 +23,7 @@ from axolotl.core.trainers.trl import AxolotlCPOTrainer, AxolotlORPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
-from axolotl_multiturn.rl import HALVES, PairColumn
+from axolotl_multiturn.integration.rl import HALVES, PairColumn
 
 COLUMNS = [c.value for c in PairColumn]
 

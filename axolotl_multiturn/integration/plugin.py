@@ -19,16 +19,17 @@ from axolotl.utils.schemas.datasets import SFTDataset
 from pydantic import BaseModel, field_validator
 from transformers import TrainerCallback
 
-from axolotl_multiturn import DATASET_TYPE, rl
+from axolotl_multiturn import DATASET_TYPE
 from axolotl_multiturn.engine.encode import IGNORE_INDEX
 from axolotl_multiturn.engine.pairs import Shape, shape_of
-from axolotl_multiturn.entry import DEFAULT_PREPARED, summary_directory, summary_key
+from axolotl_multiturn.integration import rl
+from axolotl_multiturn.integration.entry import DEFAULT_PREPARED, summary_directory, summary_key
+from axolotl_multiturn.integration.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
 from axolotl_multiturn.lint.parallel import check_file
-from axolotl_multiturn.options import ConfigError, carry, option_keys, resolve, suggest, validate_block
 from axolotl_multiturn.reports.summary import percent, recall
 
 DATASET_SECTIONS = ("datasets", "test_datasets")
-LOG = get_logger("axolotl_multiturn.plugin")
+LOG = get_logger("axolotl_multiturn.integration.plugin")
 
 
 class MultiTurnArgs(BaseModel):
@@ -131,7 +132,7 @@ class MultiTurnPlugin(BasePlugin):
     """`plugins: [axolotl_multiturn.MultiTurnPlugin]`."""
 
     def get_input_args(self) -> str:
-        return "axolotl_multiturn.plugin.MultiTurnArgs"
+        return "axolotl_multiturn.integration.plugin.MultiTurnArgs"
 
     def __init__(self) -> None:
         super().__init__()
