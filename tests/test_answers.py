@@ -1,5 +1,6 @@
-"""Held-out answers: every assistant turn in its gold-history context, batched greedy generation that gives
-what one-at-a-time generation gives, stop detection and scores."""
+"""Held-out answers: every assistant turn in its gold-history context, greedy generation batched or over one
+cache of a conversation's shared prompt that gives what one-at-a-time generation gives, stop detection and
+scores."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def test_every_assistant_turn_with_text_is_asked_in_its_gold_context() -> None:
     assert asked[1].context[2] == {"role": "assistant", "content": "Yes."}  # the gold history, not the model's
 
 
-def test_batched_answers_are_the_one_at_a_time_answers(tiny_model: Path) -> None:
+def test_batched_and_cached_answers_are_the_one_at_a_time_answers(tiny_model: Path) -> None:
+    """Conversation 0's two questions share one key/value cache of their prompts; conversation 1's one
+    question is batched: both give what one-at-a-time generation gives."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from axolotl_multiturn.evaluation.answers import generate, questions
@@ -36,10 +39,45 @@ def test_batched_answers_are_the_one_at_a_time_answers(tiny_model: Path) -> None
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     asked = questions(CHATS)
     seen = []
-    batched = generate(model, tok, asked, batch_size=3, max_new_tokens=6, progress=seen.append)
-    assert seen == [3]
-    for got in batched:
+    answered = generate(model, tok, asked, batch_size=3, max_new_tokens=6, progress=seen.append)
+    assert seen == [1, 1, 1]
+    for got in answered:
         text, stopped = answer(model, tok, got.question.context, 6)
         assert (got.text, got.stopped) == (tok.decode(tok(text, add_special_tokens=False)["input_ids"],
                                                       skip_special_tokens=True).strip(), stopped)
         assert got.score.f1 == 0.0 or got.text  # a random model's words rarely match
+
+
+def test_a_conversations_shared_prompt_is_read_once(tiny_model: Path) -> None:
+    """Five questions after one long story: the model reads the story once (prompt tokens counted at every
+    forward call), and the answers are those of generation from scratch."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from axolotl_multiturn.evaluation.answers import generate, questions
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    story = "Story: " + " ".join(f"Ann saw kite number {n} over the hill." for n in range(40))
+    chat = [{"role": "system", "content": story}]
+    for n in range(5):
+        chat += [{"role": "user", "content": f"Question {n}?"}, {"role": "assistant", "content": f"Answer {n}."}]
+    asked = questions([chat])
+    prompts = [tok.apply_chat_template(list(q.context), add_generation_prompt=True, tokenize=True, return_dict=False)
+               for q in asked]
+    read = []
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: read.append(kwargs["input_ids"].shape[1]),
+                                           with_kwargs=True)
+    try:
+        answered = generate(model, tok, asked, max_new_tokens=4)
+    finally:
+        hook.remove()
+    # the last prompt once, plus at most one prompt token and four generated tokens a question
+    assert sum(read) <= len(prompts[-1]) + 5 * len(asked) < sum(len(p) for p in prompts) / 3
+    for got, ids in zip(answered, prompts):
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id,
+                                 eos_token_id=tok.eos_token_id)[0, len(ids):].tolist()
+        end = out.index(tok.eos_token_id) if tok.eos_token_id in out else None
+        assert got.text == tok.decode(out[:end], skip_special_tokens=True).strip()
+        assert got.stopped == (end is not None)
