@@ -15,6 +15,7 @@ page against what the installed packages give.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -589,8 +590,28 @@ def _trl_tokenized(tok: Any, row: dict) -> dict:
     datasets.disable_progress_bars()
     args = DPOConfig(output_dir=tempfile.gettempdir(), max_length=None, dataset_num_proc=None, report_to=[],
                      bf16=False, use_cpu=True)
-    return DPOTrainer._prepare_dataset(types.SimpleNamespace(_tokenizer=tok), Dataset.from_list([row]), tok, args,
-                                       "train")[0]
+    with unhashed_maps():
+        return DPOTrainer._prepare_dataset(types.SimpleNamespace(_tokenizer=tok), Dataset.from_list([row]), tok,
+                                           args, "train")[0]
+
+
+@contextlib.contextmanager
+def unhashed_maps() -> Any:
+    """`Dataset.map` without its cache key: datasets names each map's cache files by hashing the function and
+    its arguments, which here pickles the tokenizer (Qwen2's 151k-word vocabulary: 0.2 s a map, 90% of a
+    pair's tokenization, 80 s of the capability page). An in-memory dataset writes no cache file, so a
+    random name changes nothing of what `map` computes. Patched where datasets looks it up (an
+    AttributeError here means datasets moved it)."""
+    from unittest import mock
+
+    from datasets import arrow_dataset, fingerprint
+
+    def random(*_: Any) -> str:
+        return fingerprint.generate_random_fingerprint()
+
+    with mock.patch.object(arrow_dataset, "update_fingerprint", random), \
+            mock.patch.object(fingerprint, "update_fingerprint", random):
+        yield
 
 
 def _against(tok: Any, theirs: dict, exact: Any) -> str:

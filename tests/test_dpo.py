@@ -209,7 +209,7 @@ BEHAVIOUR_PAIRS = [
 #: 1e-2 must raise it past MARGIN, and greedy decoding after each prompt must then write the chosen answer
 #: and stop on <|im_end|>. The reference's log-probabilities are computed once, before training, through the
 #: exact-pair collator (precompute_ref_log_probs), not at every step.
-STEPS, BEFORE, MARGIN = 60, 0.5, 2.0
+STEPS, BEFORE, MARGIN = 45, 0.5, 2.0
 
 
 def margins(model_dir: Path, tok: Any, lines: list[dict]) -> float:

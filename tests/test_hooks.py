@@ -80,31 +80,28 @@ def test_pre_commit_try_repo_in_a_dataset_repo(tmp_path: Path) -> None:
                                     '"content": "ok"}]}\n{"messages": [{"role": "user", "content": "hi"}, '
                                     '{"role": "user", "content": "again"}]}\n')
     (repo / "train.yml").write_text(yaml.safe_dump({**GOOD_CONFIG, "multiturn": {"masking": "al"}}))
+    (repo / "good.yml").write_text(yaml.safe_dump(GOOD_CONFIG))
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True, env=env)
     subprocess.run(["git", "add", "."], cwd=repo, check=True, env=env)
-    pre_commit = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT)]
 
-    def run(hook: str, *files: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*pre_commit, hook, "--files", *files], cwd=repo, env=env, capture_output=True,
-                              text=True, timeout=900)
+    def run(*files: str) -> subprocess.CompletedProcess:
+        """Both hooks on `files`, each on the files it matches: one `try-repo`, so one hook environment to
+        install (each call installs one)."""
+        return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "--files", *files],
+                              cwd=repo, env=env, capture_output=True, text=True, timeout=900)
 
-    bad = run("check-chat-jsonl", "bad.jsonl")
-    assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert ("bad.jsonl:2:59: MT203 got 'user' after 'user', expected 'assistant'" in bad.stdout)
-    assert "bad.jsonl:2:14: MT204 no assistant message" in bad.stdout
-    good = run("check-chat-jsonl", "good.jsonl")
+    good = run("good.jsonl", "pairs.jsonl", "good.yml")  # pairs: one hook, the shape is detected per line
     assert good.returncode == 0, good.stdout + good.stderr
-    pairs = run("check-chat-jsonl", "pairs.jsonl")  # one hook: the shape is detected per line
-    assert pairs.returncode == 0, pairs.stdout + pairs.stderr
-    bad_pairs = run("check-chat-jsonl", "bad_pairs.jsonl")
-    assert bad_pairs.returncode == 1
-    assert "bad_pairs.jsonl:1:113: MT404 chosen and rejected are the same message" in bad_pairs.stdout  # at rejected[0]
-    config = run("check-multiturn-config", "train.yml")
-    assert config.returncode == 1
-    assert "train.yml: multiturn.masking: 'al' is not one of none, instruction, boilerplate, auto" in config.stdout
-
+    assert good.stdout.count("Passed") == 2
+    bad = run("bad.jsonl", "bad_pairs.jsonl", "train.yml")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert bad.stdout.count("Failed") == 2
+    assert "bad.jsonl:2:59: MT203 got 'user' after 'user', expected 'assistant'" in bad.stdout
+    assert "bad.jsonl:2:14: MT204 no assistant message" in bad.stdout
+    assert "bad_pairs.jsonl:1:113: MT404 chosen and rejected are the same message" in bad.stdout  # at rejected[0]
+    assert "train.yml: multiturn.masking: 'al' is not one of none, instruction, boilerplate, auto" in bad.stdout
 
 
 @pytest.mark.slow

@@ -168,7 +168,7 @@ def test_a_turn_whose_header_is_indented_otherwise_trains_from_its_own_text() ->
     assert rows[0].no_parity == 3  # turns 1, 5 and 9 follow a user turn
 
 
-@pytest.mark.parametrize("template", [OUTPUTS_CLOSED_LATE, HEADER_INDENTED_TWICE])
+@pytest.mark.parametrize("template", [OUTPUTS_CLOSED_LATE, HEADER_INDENTED_TWICE], ids=["outputs_closed_late", "header_indented_twice"])
 def test_both_templates_against_the_prefix_diff_oracle(template: str) -> None:
     """Every turn trained once: a defined turn as its generation after `P_i`, an undefined one as its
     generation after `P_i`'s characters and the whitespace after them (`corpus.spaced_start`)."""
