@@ -250,8 +250,7 @@ def spaced_start(tok: Any, messages: list[dict], tools: Any, i: int, key: str = 
     the generation prompt): after `P_i`'s last character and the whitespace that follows it. None when
     other characters differ (history rewritten): then only the lenient bound applies."""
     prompt, full = render(tok, messages[:i], tools, True, key), render(tok, messages[:i + 1], tools, False, key)
-    squeeze = re.compile(r"\s+")
-    wanted = squeeze.sub("", prompt)
+    wanted = "".join(prompt.split())
     at, seen = 0, 0
     while seen < len(wanted):  # walk `full`, skipping whitespace, until `prompt`'s characters are all seen
         if at == len(full):

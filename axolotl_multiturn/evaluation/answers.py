@@ -1,5 +1,5 @@
 """Answers to every assistant turn of held-out conversations, each in its multi-turn context with the gold
-history (as CoQA's own evaluation does), greedy and batched, scored with CoQA's metric.
+history (as CoQA's own evaluation does), greedy, scored with CoQA's metric.
 
 A turn's context is the conversation before it as the data has it; the model writes after the chat
 template's generation prompt until its end-of-turn token (the tokenizer's eos and the generation config's
@@ -7,9 +7,9 @@ stop ids) or `max_new_tokens`.
 
 The questions of one conversation share most of their prompts (a CoQA story and the history before each
 question): they are answered one after another over one key/value cache of what their prompts share, so
-the story is read once a conversation, not once a question (CoQA's held-out set: about ten times fewer
-prompt tokens). A question alone in its conversation is batched with others, prompts left-padded so that a
-batch's answers all start at its end.
+the story is read once a conversation, not once a question (SmolLM2 on the CoQA held-out stories: the
+same answers, 155 -> 117 s untrained and 106 -> 93 s trained, on two cores). A question alone in its
+conversation is batched with others, prompts left-padded so that a batch's answers all start at its end.
 """
 
 from __future__ import annotations
