@@ -1,6 +1,6 @@
-"""Held-out answers: every assistant turn in its gold-history context, greedy generation batched or over one
-cache of a conversation's shared prompt that gives what one-at-a-time generation gives, stop detection and
-scores."""
+"""Held-out answers: every assistant turn in its gold-history context, greedy generation over one cache of a
+conversation's shared prompt, conversations batched, that gives what one-at-a-time generation gives, stop
+detection and scores."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def test_every_assistant_turn_with_text_is_asked_in_its_gold_context() -> None:
 
 
 def test_batched_and_cached_answers_are_the_one_at_a_time_answers(tiny_model: Path) -> None:
-    """Conversation 0's two questions share one key/value cache of their prompts; conversation 1's one
-    question is batched: both give what one-at-a-time generation gives."""
+    """Conversation 0's two questions share one key/value cache of their prompts; its first question and
+    conversation 1's one question are answered in one batch, their caches (of different lengths) stacked:
+    every answer is what one-at-a-time generation gives."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from axolotl_multiturn.evaluation.answers import generate, questions
@@ -40,7 +41,7 @@ def test_batched_and_cached_answers_are_the_one_at_a_time_answers(tiny_model: Pa
     asked = questions(CHATS)
     seen = []
     answered = generate(model, tok, asked, batch_size=3, max_new_tokens=6, progress=seen.append)
-    assert seen == [1, 1, 1]
+    assert seen == [2, 1]  # a round of the two conversations' first questions, then conversation 0's second
     for got in answered:
         text, stopped = answer(model, tok, got.question.context, 6)
         assert (got.text, got.stopped) == (tok.decode(tok(text, add_special_tokens=False)["input_ids"],
@@ -81,3 +82,37 @@ def test_a_conversations_shared_prompt_is_read_once(tiny_model: Path) -> None:
         end = out.index(tok.eos_token_id) if tok.eos_token_id in out else None
         assert got.text == tok.decode(out[:end], skip_special_tokens=True).strip()
         assert got.stopped == (end is not None)
+
+
+def test_conversations_of_different_lengths_batched_in_groups_answer_as_one_at_a_time(tiny_model: Path) -> None:
+    """Four conversations with 1 to 4 questions and stories of different lengths, three a batch: the rows'
+    caches are left-padded to the longest, rows leave the batch as their conversations end, and every answer
+    (its tokens, through the stop) is what generation from the whole prompt alone gives."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from axolotl_multiturn.evaluation.answers import generate, questions
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    chats = []
+    for c, length in enumerate((3, 40, 11, 25)):
+        chat = [{"role": "user", "content": " ".join(f"Ben kept bird {n}." for n in range(length))},
+                {"role": "assistant", "content": "Yes."}]
+        for n in range(c):
+            chat += [{"role": "user", "content": f"And bird {n}?"}, {"role": "assistant", "content": f"Bird {n}."}]
+        chats.append(chat)
+    asked = questions(chats)
+    assert len(asked) == 10
+    seen: list[int] = []
+    answered = generate(model, tok, asked, batch_size=3, max_new_tokens=5, progress=seen.append)
+    # the first group: conversations 3, 2, 1 (most questions first) for 4 rounds, then conversation 0
+    assert seen == [3, 3, 2, 1, 1]
+    for got in answered:
+        ids = tok.apply_chat_template(list(got.question.context), add_generation_prompt=True, tokenize=True,
+                                      return_dict=False)
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id,
+                                 eos_token_id=tok.eos_token_id)[0, len(ids):].tolist()
+        end = out.index(tok.eos_token_id) if tok.eos_token_id in out else None
+        assert (got.text, got.stopped) == (tok.decode(out[:end], skip_special_tokens=True).strip(), end is not None)

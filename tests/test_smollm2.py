@@ -75,6 +75,37 @@ def test_greedy_generation_answers_and_stops_on_im_end(folder: Path) -> None:
     assert tok.decode(out) == "The capital of France is Paris.<|im_end|>"  # stopped by itself, not at 40
 
 
+def test_held_out_answers_in_batches_are_the_one_at_a_time_answers(folder: Path) -> None:
+    """`eval`'s generation (each conversation's prompts over one cache, conversations batched with their caches
+    left-padded) on two held-out stories gives, token for token, what generating from each whole prompt
+    alone gives. On the real model: a random tiny model's greedy tokens barely depend on the context, so a
+    misplaced cache passes there (cache padding put on the wrong side changes 7 of these 25 answers)."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from axolotl_multiturn.evaluation.answers import generate, questions
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    stories = json.loads(Path("example_configs/data/coqa-heldout.json").read_text())["data"][:2]
+    chats = [[{"role": "system", "content": story["story"]}] + [
+        {"role": role, "content": turn["input_text"]}
+        for q, a in zip(story["questions"], story["answers"]) for role, turn in (("user", q), ("assistant", a))]
+        for story in stories]
+    asked = questions(chats)
+    assert len(asked) == 25
+    answered = generate(model, tok, asked, batch_size=16, max_new_tokens=6)
+    for got in answered:
+        ids = tok.apply_chat_template(list(got.question.context), add_generation_prompt=True, tokenize=True,
+                                      return_dict=False)
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False)[0, len(ids):].tolist()
+        end = out.index(2) if 2 in out else None
+        assert (got.text, got.stopped) == (tok.decode(out[:end], skip_special_tokens=True).strip(), end is not None)
+
+
 def test_the_command_writes_the_folder_once(folder: Path, capsys: pytest.CaptureFixture) -> None:
     from axolotl_multiturn.cli import main
 

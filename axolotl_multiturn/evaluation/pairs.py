@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from axolotl_multiturn import DATASET_TYPE
+from axolotl_multiturn.evaluation.cache import Prefix
 from axolotl_multiturn.evaluation.heldout import EvalError, load_model
 
 
@@ -24,14 +25,18 @@ class PairScores:
     margin: float  # mean log-probability of chosen minus rejected, in nats
 
 
-def completion_logprob(model: Any, prompt: list[int], completion: list[int], mask: list[int]) -> float:
-    """Sum of log p(token | everything before it) over the completion's trained tokens."""
+def completion_logprob(model: Any, prefix: Prefix, prompt: list[int], completion: list[int], mask: list[int]) -> float:
+    """Sum of log p(token | everything before it) over the completion's trained tokens; the prompt read into
+    `prefix` (a held-out story's pairs extend one another's prompts: each prompt token is read once)."""
+    import copy
+
     import torch
 
-    ids = torch.tensor([prompt + completion])
+    prefix.read(model, prompt)
+    ids = torch.tensor([prompt[len(prefix.ids) :] + completion[:-1]])
     with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
-    logprobs = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(completion)[:, None])[:, 0]
+        logits = model(input_ids=ids, past_key_values=copy.deepcopy(prefix.cache), use_cache=True).logits[0].float()
+    logprobs = torch.log_softmax(logits[-len(completion) :], dim=-1).gather(1, torch.tensor(completion)[:, None])[:, 0]
     return float((logprobs * torch.tensor(mask, dtype=logprobs.dtype)).sum())
 
 
@@ -60,13 +65,16 @@ def pairwise(config: str | Path, model: str | None = None, data: str | None = No
     tokenizer = load_tokenizer(cfg)
     parts, _ = load_split(cfg, tokenizer, entries)
     loaded = load_model(cfg, model)
-    wins, margins = 0, []
+    wins, margins, prefix = 0, [], Prefix()
     rows = [row for part in parts for row in part]
     for row in track(rows, description=f"pairs ({model or cfg.base_model})", console=console):
         prompt = row[PairColumn.PROMPT_IDS.value]
-        chosen = completion_logprob(loaded, prompt, row[PairColumn.CHOSEN_IDS.value], row[PairColumn.CHOSEN_MASK.value])
-        rejected = completion_logprob(
-            loaded, prompt, row[PairColumn.REJECTED_IDS.value], row[PairColumn.REJECTED_MASK.value]
+        chosen, rejected = (
+            completion_logprob(loaded, prefix, prompt, row[ids.value], row[mask.value])
+            for ids, mask in (
+                (PairColumn.CHOSEN_IDS, PairColumn.CHOSEN_MASK),
+                (PairColumn.REJECTED_IDS, PairColumn.REJECTED_MASK),
+            )
         )
         wins += chosen > rejected
         margins.append(chosen - rejected)
