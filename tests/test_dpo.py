@@ -104,8 +104,7 @@ def test_the_batches_inside_axolotl_train_are_the_oracle_pairs(tmp_path: Path, t
     assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in run.stdout + run.stderr
     (prepared,) = (tmp_path / "p").glob("multiturn-pairs-*")
     batches = tmp_path / "batches.jsonl"
-    run = run_axolotl("train", path, tmp_path, launcher="accelerate", CAPTURE_BATCHES=str(batches),
-                      PYTHONPATH=str(ROOT / "tests"))
+    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     log = run.stdout + run.stderr
     assert f"axolotl_multiturn: {COQA}: pairs read back from {prepared}" in log

@@ -100,9 +100,10 @@ def test_split_windows_with_sample_packing_and_several_processes(tmp_path: Path,
     path = write_config(tmp_path, tiny_model, data, sequence_len=192, sample_packing=True, max_steps=2,
                         multiturn={"masking": "instruction"})
 
-    pre = run_axolotl("preprocess", path, tmp_path)
-    log = pre.stdout + pre.stderr
-    assert pre.returncode == 0, log[-3000:]
+    # `axolotl train` alone: it prepares the rows (and saves them) as `preprocess` would, then trains on them
+    train = run_axolotl("train", path, tmp_path)
+    log = train.stdout + train.stderr
+    assert train.returncode == 0, log[-3000:]
     assert "12 of 12 conversations longer than sequence_len=192 (overflow: split): 12 split into" in log
     assert "assistant turns lost: 0" in log
     prepared = load_from_disk(str(next(p for p in (tmp_path / "prepared").iterdir() if p.is_dir())))
@@ -111,9 +112,6 @@ def test_split_windows_with_sample_packing_and_several_processes(tmp_path: Path,
     answers = [tok.decode([i for i, lab in zip(r["input_ids"], r["labels"]) if lab != -100]) for r in prepared]
     assert sorted(a for text in answers for a in text.split("<|im_end|>") if a) == sorted(
         m["content"] for r in rows for m in r if m["role"] == "assistant")
-
-    train = run_axolotl("train", path, tmp_path)
-    assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
 
 
 def test_agent_trajectories_preprocess_and_train(tmp_path: Path, tiny_model: Path) -> None:
@@ -130,8 +128,8 @@ def test_agent_trajectories_preprocess_and_train(tmp_path: Path, tiny_model: Pat
     path = write_config(tmp_path, tiny_model, data, chat_template="qwen_25", sequence_len=512,
                         multiturn={"masking": "instruction"})
 
-    pre = run_axolotl("preprocess", path, tmp_path)
-    assert pre.returncode == 0, pre.stdout[-3000:] + pre.stderr[-3000:]
+    train = run_axolotl("train", path, tmp_path)  # prepares (and saves) the rows, then trains on them
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     prepared = load_from_disk(str(next(p for p in (tmp_path / "prepared").iterdir() if p.is_dir())))
     assert len(prepared) == len(rows)
     tok = template_tokenizer("qwen_25")
@@ -144,9 +142,6 @@ def test_agent_trajectories_preprocess_and_train(tmp_path: Path, tiny_model: Pat
         trained = [text[a:b] for a, b in runs(tok, text, row["labels"])]
         assert trained == [generation for _, generation in expected.values()]
         assert trained[0].startswith("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": ")
-
-    train = run_axolotl("train", path, tmp_path)
-    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
 
 
 def test_parity_rows_with_sample_packing_and_several_processes(tmp_path: Path, tiny_model: Path) -> None:

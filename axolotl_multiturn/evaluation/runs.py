@@ -34,12 +34,13 @@ def axolotl(command: str, config: Path, console: Console) -> subprocess.Complete
         "AXOLOTL_DO_NOT_TRACK": "1",
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
-        # accelerate's launcher sets one thread when this is unset: half the CPU for a CPU run
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1),
     }
+    # `train --launcher python` trains in the CLI's own process: one CPU process needs no accelerate launcher,
+    # which starts a second Python that imports torch and axolotl again and sets one thread where there are more
+    launcher = ["--launcher", "python"] if command == "train" else []
     every = logging_steps(config)
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("axolotl")), command, str(config)],
+        [str(Path(sys.executable).with_name("axolotl")), command, str(config), *launcher],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
