@@ -92,9 +92,10 @@ def captured(path: Path, pad: int) -> list[tuple[tuple[int, ...], list[int], tup
 
 def test_the_batches_inside_axolotl_train_are_the_oracle_pairs(tmp_path: Path, tiny_model: Path) -> None:
     """The CoQA sample's first 6 pairs (multi-turn histories in chatml, on Qwen2's vocabulary), prepared by
-    `axolotl preprocess`, then 2 steps of 3 pairs read back by `axolotl train`: every pair reaches the model
-    once, with the oracle's ids, and its completion mask covers exactly the answer through <|im_end|> (not
-    the newline chatml prints after it, which TRL's own tokenization trains)."""
+    `axolotl preprocess`, then 2 steps of 3 pairs read back by `axolotl train` (the batches captured, the loss
+    not computed: `capture.py`): every pair reaches the model once, with the oracle's ids, and its completion
+    mask covers exactly the answer through <|im_end|> (not the newline chatml prints after it, which TRL's own
+    tokenization trains)."""
     from transformers import AutoTokenizer
 
     lines = [json.loads(line) for line in COQA.read_text().splitlines()[:6]]
@@ -104,7 +105,8 @@ def test_the_batches_inside_axolotl_train_are_the_oracle_pairs(tmp_path: Path, t
     assert f"axolotl_multiturn: {COQA}: 6 pairs kept of 6;" in run.stdout + run.stderr
     (prepared,) = (tmp_path / "p").glob("multiturn-pairs-*")
     batches = tmp_path / "batches.jsonl"
-    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), PYTHONPATH=str(ROOT / "tests"))
+    run = run_axolotl("train", path, tmp_path, CAPTURE_BATCHES=str(batches), CAPTURE_ONLY="1",
+                      PYTHONPATH=str(ROOT / "tests"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     log = run.stdout + run.stderr
     assert f"axolotl_multiturn: {COQA}: pairs read back from {prepared}" in log
