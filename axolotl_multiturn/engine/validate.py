@@ -23,6 +23,7 @@ from axolotl_multiturn.engine.conversation import (
     ToolCall,
     arguments_object,
 )
+from axolotl_multiturn.engine.images import IMAGE_PART, image_urls
 from axolotl_multiturn.pointers import pointer
 
 
@@ -45,8 +46,9 @@ class InvalidConversation(ValueError):
         )
 
 
-def _content_problem(value: Any, where: str) -> Problem:
-    """Why a content is none of: a non-blank string, a list of text parts, null."""
+def _content_problem(value: Any, where: str, role: Any) -> Problem:
+    """Why a content is none of: a non-blank string, a list of text parts (and image parts in a user
+    message), null."""
     if isinstance(value, str):
         return Problem("MT105", "content is empty or only whitespace", where)
     if isinstance(value, list):
@@ -54,19 +56,49 @@ def _content_problem(value: Any, where: str) -> Problem:
             return Problem("MT105", "content is an empty list of parts", where)
         for k, part in enumerate(value):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind in ("image_url", "image", "input_image", "file", "input_audio", "video"):
+            if kind == IMAGE_PART and role != "user":
                 return Problem(
-                    "MT109",
-                    f'{kind} content is not supported yet: only text parts ({{"type": "text", "text": ...}}) are',
+                    "MT118",
+                    f"an image in {_article(str(role))} {role} message: only user messages hold images",
                     f"{where}/{k}",
                 )
-            if kind != "text" or not isinstance(part.get("text"), str) or set(part) != {"type", "text"}:
+            if kind == IMAGE_PART and not _image_part(part):
+                return Problem(
+                    "MT109",
+                    f'image part {k} is not {{"type": "image_url", "image_url": {{"url": "..."}}}} (an optional '
+                    f"detail: auto, low or high): got {_short(part)}",
+                    f"{where}/{k}",
+                )
+            if kind in ("image", "input_image", "file", "input_audio", "video"):
+                return Problem(
+                    "MT109",
+                    f"{kind} content is not supported: text parts and image_url parts are",
+                    f"{where}/{k}",
+                )
+            if kind != IMAGE_PART and (
+                kind != "text" or not isinstance(part.get("text"), str) or set(part) != {"type", "text"}
+            ):
                 return Problem(
                     "MT109",
                     f'content part {k} is not a text part {{"type": "text", "text": "..."}}: got {_short(part)}',
                     f"{where}/{k}",
                 )
-    return Problem("MT102", f"content must be a string or a list of text parts, got {_json_type(value)}", where)
+    return Problem(
+        "MT102", f"content must be a string or a list of text and image parts, got {_json_type(value)}", where
+    )
+
+
+def _image_part(part: Mapping[str, Any]) -> bool:
+    """Whether an image_url part has the schema's shape (a non-blank url, an optional detail)."""
+    url = part.get("image_url")
+    return (
+        set(part) == {"type", "image_url"}
+        and isinstance(url, dict)
+        and isinstance(url.get("url"), str)
+        and bool(url["url"].strip())
+        and set(url) <= {"url", "detail"}
+        and url.get("detail", "auto") in ("auto", "low", "high")
+    )
 
 
 def _schema_problem(error: Any, obj: Any) -> Problem:
@@ -90,6 +122,10 @@ def _schema_problem(error: Any, obj: Any) -> Problem:
     role = message.get("role") if isinstance(message, dict) else None
     if keyword is None:
         return Problem("MT114", f"{field!r} is not allowed on a {role} message", where)
+    if len(path) > 3 and path[2] == "content" and isinstance(message, dict):  # inside a part
+        return _content_problem(message.get("content"), pointer(path[:3]), role)
+    if field == "content" and isinstance(value, list):
+        return _content_problem(value, where, role)
     if path[:1] == ["tools"]:
         return Problem("MT113", f"malformed tools entry: {error.message}", where)
     if keyword == "required":
@@ -121,7 +157,7 @@ def _schema_problem(error: Any, obj: Any) -> Problem:
             return Problem("MT104", f"role {value!r} must be lower case: {value.lower()!r}", where)
         return Problem("MT103", f"unknown role {value!r}; expected 'system', 'user', 'assistant' or 'tool'", where)
     if field == "content":
-        return _content_problem(value, where)
+        return _content_problem(value, where, role)
     if field in ("reasoning", "reasoning_content") and keyword == "pattern":
         return Problem("MT117", f"{field} is empty or only whitespace; leave it out instead", where)
     if field == "tool_calls" and keyword == "minItems":
@@ -371,5 +407,17 @@ def parse_conversation(obj: Mapping[str, Any], open_calls: bool = False) -> Conv
         problems = [p for p in problems if not (p.code == "MT206" and p.pointer.startswith(last))]
     if problems:
         raise InvalidConversation(problems)
+    image = next(image_urls(obj["messages"]), None)
+    if image is not None:
+        raise InvalidConversation(
+            [
+                Problem(
+                    "MT123",
+                    "an image: training on images (a vision-language model's processor) is not built yet "
+                    "(issue 31); the linter checks them, training takes text conversations",
+                    image[0],
+                )
+            ]
+        )
     tools = obj.get("tools")
     return Conversation(tuple(_message(m) for m in obj["messages"]), tuple(tools) if tools is not None else None)

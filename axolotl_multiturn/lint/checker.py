@@ -11,10 +11,12 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from axolotl_multiturn.engine.images import check_images
 from axolotl_multiturn.engine.markers import CONTROL_STRINGS
 from axolotl_multiturn.engine.pairs import LineKind, shape_of, split
 from axolotl_multiturn.engine.validate import check_conversation
@@ -160,6 +162,11 @@ class LineChecker:
         if not problems:
             findings += self._warnings(number, raw, messages, escapes)
             findings += self.duplicate(number, _digest(obj, written))
+            if b'"image_url"' in raw:
+                findings += [
+                    self.finding(number, code, message, pointer, _column(raw, pointer))
+                    for code, message, pointer in check_images(messages, Path(self.path).parent)
+                ]
         elif isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
             findings += self._warnings(number, raw, messages, escapes)
         return sorted(findings, key=lambda f: f.column or 0) if len(findings) > 1 else findings
