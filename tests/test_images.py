@@ -83,7 +83,7 @@ def test_good_images_pass_and_each_bad_one_is_named_by_line_and_column(
         (4, '"img/blue.png"'), (5, '"data:image/gif'), (6, '"data:image/png;base64,@@@"'), (7, '"ftp:'),
         (8, '"img/huge.png"'))}
     second_part = {n: lines[n - 1].index(', {"type": "i') + 3 for n in (11, 12)}
-    assistant_part = lines[9].index('"content": [{"type": "image_url"', lines[9].index('"assistant"')) + 13
+    assistant_url = lines[9].index('"data:', lines[9].index('"assistant"')) + 1
     assert [(w, f[0].split()[0]) for w, f in zip(where, found, strict=True)] == [
         (f"4:{url[4]}", "MT120"),
         (f"5:{url[5]}", "MT119"),
@@ -91,7 +91,7 @@ def test_good_images_pass_and_each_bad_one_is_named_by_line_and_column(
         (f"7:{url[7]}", "MT119"),
         (f"8:{url[8]}", "MT121"),
         (f"9:{lines[8].index('[') + 1}", "MT122"),
-        (f"10:{assistant_part}", "MT118"),
+        (f"10:{assistant_url}", "MT118"),
         (f"11:{second_part[11]}", "MT109"),
         (f"12:{second_part[12]}", "MT109"),
     ]

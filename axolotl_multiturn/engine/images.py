@@ -61,24 +61,30 @@ def source(url: str) -> Source | None:
     return Source.FILE if scheme in ("", "file") or len(scheme) == 1 else None
 
 
-def image_urls(messages: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, str]]:
-    """(JSON pointer, URL) of every image part of the messages' list contents, in order."""
+def image_urls(messages: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, str, Any]]:
+    """(JSON pointer, URL, the message's role) of every image part of the messages' list contents, in order."""
     for i, message in enumerate(messages):
         content = message.get("content")
         if isinstance(content, list):
             for k, part in enumerate(content):
                 if isinstance(part, Mapping) and part.get("type") == IMAGE_PART:
-                    yield f"/messages/{i}/content/{k}/image_url/url", part["image_url"]["url"]
+                    yield f"/messages/{i}/content/{k}/image_url/url", part["image_url"]["url"], message.get("role")
 
 
 def check_images(messages: Sequence[Mapping[str, Any]], folder: Path | None) -> Iterator[ImageProblem]:
-    """The images of a schema-valid conversation against the limits; files are looked for in `folder`
+    """The images of a schema-valid conversation against the roles and limits; files are looked for in `folder`
     (None: a dataset row, whose file is not known; files are then not looked for)."""
     limit = limits()
     found = list(image_urls(messages))
-    for where, url in found:
+    for where, url, role in found:
         kind = source(url)
-        if kind is None:
+        if role != "user":  # the hosted API's rule; a schema rule on every message cost the linter a third
+            yield (
+                "MT118",
+                f"an image in {'an' if role == 'assistant' else 'a'} {role} message: only user messages hold images",
+                where,
+            )
+        elif kind is None:
             scheme = urlsplit(url).scheme
             yield ("MT119", f"image URL scheme {scheme!r}: use a data URL, an http(s) URL or a path", where)
         elif kind is Source.DATA:

@@ -46,9 +46,8 @@ class InvalidConversation(ValueError):
         )
 
 
-def _content_problem(value: Any, where: str, role: Any) -> Problem:
-    """Why a content is none of: a non-blank string, a list of text parts (and image parts in a user
-    message), null."""
+def _content_problem(value: Any, where: str) -> Problem:
+    """Why a content is none of: a non-blank string, a list of text and image parts, null."""
     if isinstance(value, str):
         return Problem("MT105", "content is empty or only whitespace", where)
     if isinstance(value, list):
@@ -56,12 +55,6 @@ def _content_problem(value: Any, where: str, role: Any) -> Problem:
             return Problem("MT105", "content is an empty list of parts", where)
         for k, part in enumerate(value):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind == IMAGE_PART and role != "user":
-                return Problem(
-                    "MT118",
-                    f"an image in {_article(str(role))} {role} message: only user messages hold images",
-                    f"{where}/{k}",
-                )
             if kind == IMAGE_PART and not _image_part(part):
                 return Problem(
                     "MT109",
@@ -123,9 +116,9 @@ def _schema_problem(error: Any, obj: Any) -> Problem:
     if keyword is None:
         return Problem("MT114", f"{field!r} is not allowed on a {role} message", where)
     if len(path) > 3 and path[2] == "content" and isinstance(message, dict):  # inside a part
-        return _content_problem(message.get("content"), pointer(path[:3]), role)
+        return _content_problem(message.get("content"), pointer(path[:3]))
     if field == "content" and isinstance(value, list):
-        return _content_problem(value, where, role)
+        return _content_problem(value, where)
     if path[:1] == ["tools"]:
         return Problem("MT113", f"malformed tools entry: {error.message}", where)
     if keyword == "required":
@@ -157,7 +150,7 @@ def _schema_problem(error: Any, obj: Any) -> Problem:
             return Problem("MT104", f"role {value!r} must be lower case: {value.lower()!r}", where)
         return Problem("MT103", f"unknown role {value!r}; expected 'system', 'user', 'assistant' or 'tool'", where)
     if field == "content":
-        return _content_problem(value, where, role)
+        return _content_problem(value, where)
     if field in ("reasoning", "reasoning_content") and keyword == "pattern":
         return Problem("MT117", f"{field} is empty or only whitespace; leave it out instead", where)
     if field == "tool_calls" and keyword == "minItems":
