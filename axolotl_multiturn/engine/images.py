@@ -71,9 +71,9 @@ def image_urls(messages: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, str
                     yield f"/messages/{i}/content/{k}/image_url/url", part["image_url"]["url"], message.get("role")
 
 
-def check_images(messages: Sequence[Mapping[str, Any]], folder: Path | None) -> Iterator[ImageProblem]:
+def check_images(messages: Sequence[Mapping[str, Any]], folder: Path) -> Iterator[ImageProblem]:
     """The images of a schema-valid conversation against the roles and limits; files are looked for in `folder`
-    (None: a dataset row, whose file is not known; files are then not looked for)."""
+    (the JSONL file's)."""
     limit = limits()
     found = list(image_urls(messages))
     for where, url, role in found:
@@ -89,7 +89,7 @@ def check_images(messages: Sequence[Mapping[str, Any]], folder: Path | None) -> 
             yield ("MT119", f"image URL scheme {scheme!r}: use a data URL, an http(s) URL or a path", where)
         elif kind is Source.DATA:
             yield from _data_url(url, where, limit)
-        elif kind is Source.FILE and folder is not None:
+        elif kind is Source.FILE:
             yield from _file(url, where, folder, limit)
     if len(found) > limit.max_per_conversation:
         yield ("MT122", f"{len(found)} images in one conversation; at most {limit.max_per_conversation}", "/messages")
