@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,13 @@ from axolotl_multiturn.engine.masking import AutoDecision, Mode, decide, decide_
 from axolotl_multiturn.engine.render import ChatRenderer
 from axolotl_multiturn.engine.spans import TemplateRejected, UnlabelableError
 from axolotl_multiturn.engine.validate import InvalidConversation, parse_conversation
-from axolotl_multiturn.engine.vocabulary import PARITY_COUNTS, STATS, Col, Status
+from axolotl_multiturn.engine.vision import Vision, pack
+from axolotl_multiturn.engine.vocabulary import PARITY_COUNTS, STATS, VISION_COLUMN, Col, Status
 from axolotl_multiturn.engine.windows import TooLong
 from axolotl_multiturn.integration.dataset import ChatDatasetWrapper, RowError, parse_line
 from axolotl_multiturn.integration.entry import (
+    image_folder,
+    load_processor,
     resolve_chat_template,
     sampling,
     summary_directory,
@@ -48,7 +52,11 @@ CANDIDATES = {Mode.AUTO: (Mode.INSTRUCTION, Mode.BOILERPLATE), Mode.HOSTED_AUTO:
 
 
 def build_encoder(
-    tokenizer: PreTrainedTokenizerBase, cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any], options: Options
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: Mapping[str, Any],
+    ds_cfg: Mapping[str, Any],
+    options: Options,
+    processor: Any = None,
 ) -> Encoder:
     renderer = ChatRenderer.for_tokenizer(
         tokenizer,
@@ -71,7 +79,12 @@ def build_encoder(
             f"{where}: the chat template ({template_choice(cfg, ds_cfg)[0]}) cannot be labelled exactly even on "
             f"a plain two-message conversation: {error}; choose another chat_template"
         ) from None
-    return Encoder(tokenizer, renderer, literal_content=options.content_special_tokens == "literal")
+    return Encoder(
+        tokenizer,
+        renderer,
+        literal_content=options.content_special_tokens == "literal",
+        vision=Vision(processor, image_folder(ds_cfg)) if processor is not None else None,
+    )
 
 
 class MultiTurnStrategy(PromptTokenizingStrategy):
@@ -100,6 +113,11 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         self.mode: Mode | None = None if options.masking.scans else options.masking
         self.decision: AutoDecision | None = None
         self._warned: set[tuple[int, str]] = set()
+
+    @property
+    def images(self) -> Path | None:
+        """The folder image paths are relative to, when the model takes images; None when it does not."""
+        return self.encoder.vision.folder if self.encoder.vision is not None else None
 
     @property
     def supports_batched(self) -> bool:
@@ -150,7 +168,7 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
                 out.append(None)
                 continue
             try:
-                out.append(parse_conversation(row))
+                out.append(parse_conversation(row, images=self.images))
             except InvalidConversation as error:
                 raise RowError(
                     f"{self.where(index, lines)}: {error}. Fix the row; `check-chat-jsonl FILE` "
@@ -182,11 +200,14 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
         candidate's rows with CANDIDATE_COLUMNS."""
         if not stats:
             rows = [row for row in self.labelled(batch, indices) if row.item is not None]
-            return {
+            out = {
                 "input_ids": [row.item.input_ids.tolist() for row in rows],
                 "attention_mask": [[1] * len(row.item.input_ids) for row in rows],
                 "labels": [row.labels.tolist() for row in rows],
             }
+            if self.encoder.vision is not None:
+                out[VISION_COLUMN] = [pack(row.item.vision) for row in rows]
+            return out
         modes = CANDIDATES[self.options.masking] if self.mode is None else None
         rows = list(self.labelled(batch, indices, modes))
         empty = np.zeros(0, dtype=np.int64)
@@ -201,6 +222,10 @@ class MultiTurnStrategy(PromptTokenizingStrategy):
             "labels": pa.ListArray.from_arrays(offsets, pa.array(flat_labels)),
             Col.COUNTS.value: _fixed(counts.reshape(len(rows), -1)),
         }
+        if self.encoder.vision is not None:
+            out[VISION_COLUMN] = pa.array(
+                [pack(row.item.vision) if row.item is not None else b"" for row in rows], pa.large_binary()
+            )
         out[Col.SOURCE.value] = pa.array([row.index for row in rows])
         out[Col.STATUS.value] = pa.array([row.status.value for row in rows])
         for column, field in zip(STATS[2:], ("lost", *PARITY_COUNTS)):
@@ -333,13 +358,16 @@ def load(
     ds_cfg: Mapping[str, Any] | None = None,
     processor: Any = None,
 ) -> ChatDatasetWrapper:
-    """axolotl's entry point for `type: axolotl_multiturn.chat`."""
+    """axolotl's entry point for `type: axolotl_multiturn.chat`. A vision-language model's processor comes
+    from axolotl (`processor_type`), or is loaded here as axolotl would."""
     ds_cfg = ds_cfg or {}
     source = str(ds_cfg.get("path") or "dataset")
     options = resolve(cfg, ds_cfg, where=source)
+    if processor is None and cfg.get("is_multimodal"):
+        processor = load_processor(cfg, tokenizer)
     strategy = MultiTurnStrategy(
         tokenizer,
-        build_encoder(tokenizer, cfg, ds_cfg, options),
+        build_encoder(tokenizer, cfg, ds_cfg, options, processor),
         options,
         field_messages=ds_cfg.get("field_messages") or "messages",
         sequence_len=cfg.get("sequence_len") or 2048,

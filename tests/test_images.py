@@ -1,6 +1,6 @@
 """Image parts in user messages (issue 31, its data slice): the schema and the default lint accept them as the
 hosted API writes them (base64 data URLs), as local files and as http(s) URLs, with the schema's limits;
-training refuses them by name until the vision path exists."""
+a text-only model's training refuses them by name (the vision path: test_vision.py)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,6 @@ def test_the_strategy_names_the_row_with_an_image_and_arrow_nulls_do_not_count()
     wrapper = axolotl_load("axolotl_multiturn.chat", tokenizer("chatml"),
                            DictDefault({"multiturn": {"masking": "instruction"}}), DictDefault({"path": "d.jsonl"}))
     assert len(wrapper.wrap_dataset(Dataset.from_list([text, text]))) == 2
-    with pytest.raises(RowError, match=r"^d\.jsonl row 1: MT123 an image: training on images .* at "
+    with pytest.raises(RowError, match=r"^d\.jsonl row 1: MT123 an image, but the model takes text only .* at "
                                        r"/messages/0/content/1/image_url/url"):
         wrapper.wrap_dataset(Dataset.from_list([text, with_image]))

@@ -38,16 +38,27 @@ class ToolCall:
         return self.text if self.text is not None else json.dumps(self.arguments, ensure_ascii=False)
 
 
+class Image(NamedTuple):
+    """An image part of a user message: its URL as the data wrote it (a data URL, a web URL or a path)."""
+
+    url: str
+
+
+#: A message's content: its text, or (only when it holds an image) its parts in order, texts and images.
+Content = str | tuple[str | Image, ...]
+
+
 class Message(NamedTuple):
     """One message. `weight` is None unless the data sets it (0: never trained, 1: always trained).
 
-    `content` is None only on an assistant turn that calls tools without text. `reasoning` is the trace
+    `content` is None only on an assistant turn that calls tools without text; it is a tuple of parts only
+    when the message holds an image (text-only part lists are joined). `reasoning` is the trace
     the data gave as `reasoning_content` or `reasoning`. A named tuple, like `render.Span`: immutable,
     and made per message of every row, so cheap to build (a frozen dataclass costs twice as much).
     """
 
     role: Role
-    content: str | None
+    content: Content | None
     weight: int | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
@@ -63,6 +74,13 @@ class Conversation:
 
     def __len__(self) -> int:
         return len(self.messages)
+
+    @property
+    def images(self) -> tuple[Image, ...]:
+        """The images of the conversation, in order."""
+        return tuple(
+            p for m in self.messages if isinstance(m.content, tuple) for p in m.content if isinstance(p, Image)
+        )
 
     def replace(self, messages: Sequence[Message]) -> Conversation:
         """The same tools with other messages (a window, or a prefix of this conversation)."""

@@ -10,9 +10,11 @@ content word (glue, see `render._glue`), which follows the content.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
@@ -38,6 +40,10 @@ class Encoded:
     plan: Plan
     first: np.ndarray
     last: np.ndarray
+    # With images (a processor's row): which tokens are an image's (its tokens, its markup and the processor's
+    # wrapping, no text: never trained), and the processor's other outputs (pixel values, per-token types).
+    image: np.ndarray | None = None
+    vision: Mapping[str, np.ndarray] | None = None
 
     @property
     def conversation(self) -> Conversation:
@@ -61,14 +67,23 @@ class Encoded:
         """Input ids where trained, -100 where masked; raises on a token that is neither."""
         changes = np.concatenate(([0], np.cumsum(span_trained[1:] != span_trained[:-1])))
         trained = span_trained[self.first]
-        for token in np.flatnonzero(changes[self.last] != changes[self.first]):
+        mixed = changes[self.last] != changes[self.first]
+        if self.image is not None:  # image tokens are never trained, and decide no other token
+            trained &= ~self.image
+            mixed &= ~self.image
+        for token in np.flatnonzero(mixed):
             trained[token] = self._glued_decision(int(token), span_trained)
         return np.where(trained, self.input_ids, IGNORE_INDEX)
 
     def _glued_decision(self, token: int, span_trained: np.ndarray) -> bool:
-        """A token across spans with different labels: decided by its non-glue spans, if they agree."""
+        """A token across spans with different labels: decided by its non-glue spans, if they agree. An
+        image's markup decides nothing either: a text the processor merged with the whitespace it wraps an
+        image in (Gemma 3's `?\\n\\n`) follows the text, as template glue does."""
         spans = range(self.first[token], self.last[token] + 1)
-        decisions = {bool(span_trained[k]) for k in spans if not self.rendered.table[k, Column.GLUE]}
+        table = self.rendered.table
+        decisions = {
+            bool(span_trained[k]) for k in spans if not table[k, Column.GLUE] and table[k, Column.KIND] != Kind.IMAGE
+        }
         if len(decisions) != 1:
             raise UnlabelableError(self._describe_mixed(token))
         return decisions.pop()
@@ -100,7 +115,7 @@ def span_trained(
     trained = per_message[rendered.table[:, Column.MESSAGE]]
     if not reasoning:
         trained &= rendered.table[:, Column.KIND] != Kind.REASONING
-    return trained
+    return trained & (rendered.table[:, Column.KIND] != Kind.IMAGE)
 
 
 def _span_ranges(offsets: np.ndarray, span_starts: np.ndarray, text_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +166,15 @@ def _cut(pieces: list[tuple[int, int, bool]], cuts: Sequence[int]) -> list[tuple
     return out
 
 
+class Expander(Protocol):
+    """What makes a row with images a vision-language model's (`engine.vision.Vision`; named here so that
+    the encoder does not import it back)."""
+
+    folder: Path  # image paths are relative to it
+
+    def expand(self, item: Encoded) -> Encoded: ...
+
+
 class Encoder:
     """One template render per conversation and one tokenizer call per batch.
 
@@ -160,7 +184,13 @@ class Encoder:
     `apply_chat_template` does.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, renderer: ChatRenderer, literal_content: bool = True):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        renderer: ChatRenderer,
+        literal_content: bool = True,
+        vision: Expander | None = None,
+    ):
         if not tokenizer.is_fast:
             raise ValueError(
                 "axolotl_multiturn needs a fast (Rust `tokenizers`) tokenizer: exact labels "
@@ -175,6 +205,7 @@ class Encoder:
         )
         self.forgeable = re.compile("|".join(map(re.escape, specials))) if literal_content and specials else None
         self.backend = tokenizer.backend_tokenizer  # the Rust tokenizer itself (public API), shared
+        self.vision = vision  # a vision-language model's processor: rows with images are its
 
     def encode(
         self, conversations: Sequence[Conversation], last_only: bool = False
@@ -208,7 +239,14 @@ class Encoder:
                 continue
             ids, offsets = next(encoded)
             first, last = _span_ranges(offsets, item.table[:, Column.START], len(item.text))
-            out.append(Encoded(ids, offsets, item, plan, first, last))
+            row = Encoded(ids, offsets, item, plan, first, last)
+            if self.vision is not None and plan.conversation.images:
+                try:
+                    row = self.vision.expand(row)
+                except UnlabelableError as error:
+                    out.append(error)
+                    continue
+            out.append(row)
         return out
 
     def _forged(self, item: Rendered) -> list[tuple[int, int]]:

@@ -95,6 +95,29 @@ def check_images(messages: Sequence[Mapping[str, Any]], folder: Path) -> Iterato
         yield ("MT122", f"{len(found)} images in one conversation; at most {limit.max_per_conversation}", "/messages")
 
 
+def image_bytes(url: str, folder: Path) -> bytes:
+    """An image's bytes, from its data URL or its file (relative to `folder`); a web URL is never fetched
+    (download it, and name the file). Raises ValueError saying why it cannot be read."""
+    kind = source(url)
+    if kind is Source.DATA:
+        match = _DATA_URL.match(url)
+        try:
+            return base64.b64decode(url[match.end() :] if match else "", validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("its data URL's base64 does not decode") from None
+    if kind is Source.FILE:
+        path = _path(url, folder)
+        if not path.is_file():
+            raise ValueError(f"no image file {str(path)!r}")
+        return path.read_bytes()
+    raise ValueError(f"{url[:60]!r} is a web URL: training never fetches images; download it and give its path")
+
+
+def _path(url: str, folder: Path) -> Path:
+    path = Path(unquote(urlsplit(url).path)) if url.lower().startswith("file:") else Path(url)
+    return path if path.is_absolute() else folder / path
+
+
 def _data_url(url: str, where: str, limit: Limits) -> Iterator[ImageProblem]:
     match = _DATA_URL.match(url)
     media = match["media"].lower() if match else ""
@@ -115,8 +138,7 @@ def _data_url(url: str, where: str, limit: Limits) -> Iterator[ImageProblem]:
 
 
 def _file(url: str, where: str, folder: Path, limit: Limits) -> Iterator[ImageProblem]:
-    path = Path(unquote(urlsplit(url).path)) if url.lower().startswith("file:") else Path(url)
-    path = path if path.is_absolute() else folder / path
+    path = _path(url, folder)
     if not path.is_file():
         yield ("MT120", f"no image file {str(path)!r} (a path is relative to the JSONL file's folder)", where)
     else:

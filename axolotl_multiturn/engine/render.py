@@ -19,13 +19,14 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCall
+from axolotl_multiturn.engine.conversation import Conversation, Image, Message, ToolCall
 from axolotl_multiturn.engine.markers import STOP_STRINGS
 from axolotl_multiturn.engine.skeleton import SENTINEL_RE, Leaf, Plan, Skeleton, Slot, plan_of, slots
 from axolotl_multiturn.engine.spans import Kind, Rendered, TemplateRejected, UnlabelableError
@@ -40,6 +41,7 @@ _CONTENT_DEPENDENT = (
 )
 
 
+_IMAGE_PART = {"type": "image"}  # what a template sees of an image (the processor gets the image itself)
 _LEAF_KIND = {
     Leaf.CONTENT: Kind.CONTENT,
     Leaf.REASONING: Kind.REASONING,
@@ -105,6 +107,15 @@ def wants_string_arguments(template: str, kwargs: Mapping[str, Any]) -> bool:
             continue
         return strings
     return False
+
+
+def _repeats(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Markup of adjacent images (one inserted run) cut into its repeats: `<image>\\n<image>\\n` is two."""
+    run = text[start:end]
+    for size in range(1, len(run) // 2 + 1):
+        if len(run) % size == 0 and run == run[:size] * (len(run) // size):
+            return [(a, a + size) for a in range(start, end, size)]
+    return [(start, end)]
 
 
 class ChatRenderer:
@@ -187,7 +198,13 @@ class ChatRenderer:
     def template_message(self, message: Message) -> dict[str, Any]:
         """A message as the template reads it (keys only where the data has them: templates test
         `'tool_calls' in message`)."""
-        out: dict[str, Any] = {"role": message.role, "content": message.content if message.content is not None else ""}
+        content = message.content
+        out: dict[str, Any] = {
+            "role": message.role,
+            "content": [_IMAGE_PART if isinstance(p, Image) else {"type": "text", "text": p} for p in content]
+            if isinstance(content, tuple)
+            else (content if content is not None else ""),
+        }
         if message.tool_calls:
             out["tool_calls"] = [
                 {
@@ -337,10 +354,22 @@ class ChatRenderer:
         generations = {
             i: self._generation(key, text, slots, i) for i, m in enumerate(messages) if m.role == "assistant"
         }
-        cuts = sorted({0, len(text), *(p for s in slots for p in s[:2]), *(p for g in generations.values() for p in g)})
+        images = self._image_markup(key, count, text)
+        cuts = sorted(
+            {
+                0,
+                len(text),
+                *(p for s in slots for p in s[:2]),
+                *(p for g in generations.values() for p in g),
+                *(p for region in images for p in region),
+            }
+        )
         segments: list[Segment] = []
         slot_at = {s.start: s for s in slots}
         for a, b in zip(cuts, cuts[1:]):
+            if any(start <= a < end for start, end in images):
+                segments.append(Segment(text[a:b], -1, Kind.IMAGE, -1))
+                continue
             owner = next((i for i, g in generations.items() if g.start <= a < g.end), -1)
             if a in slot_at:
                 _, _, leaf, message = slot_at[a]
@@ -368,9 +397,40 @@ class ChatRenderer:
             after.append(following)
             following = segment.text + following if segment.leaf < 0 else ""
         rendered = {s.message for s in slots} | {i for i, g in generations.items() if g.end > g.start}
+        if images:  # a message of images only has no slot: its markup renders it
+            rendered |= {i for i, m in enumerate(messages) if isinstance(m.content, tuple) and len(m.content)}
         dropped = tuple(i for i in range(len(messages)) if i not in rendered)
         starts, static = glue(segments)
         return Layout(text, tuple(segments), tuple(reversed(after)), starts, static, dropped)
+
+    def _image_markup(self, key: tuple[Any, ...], count: int, text: str) -> list[tuple[int, int]]:
+        """Where the skeleton render `text` holds the template's markup for images: what it adds to the
+        render of the same messages without their images (`<|vision_start|><|image_pad|><|vision_end|>`,
+        `<start_of_image>`, `<image>\\n`). Markup that moves or changes a text is not guessed at."""
+        messages = self._skeletons[key].conversation.messages[:count]
+        if not any(isinstance(m.content, tuple) for m in messages):
+            return []
+        bare = [
+            m._replace(content=tuple(p for p in m.content if not isinstance(p, Image)))
+            if isinstance(m.content, tuple)
+            else m
+            for m in messages
+        ]
+        without = self.render_text(self._skeletons[key].conversation.replace(bare))
+        regions = []
+        for tag, _, _, start, end in SequenceMatcher(None, without, text, autojunk=False).get_opcodes():
+            if tag == "equal":
+                continue
+            if tag != "insert" or SENTINEL_RE.search(text, start, end):
+                raise UnlabelableError(
+                    "the chat template's markup for an image changes how it renders the conversation's texts; "
+                    "its image tokens cannot be told apart from them"
+                )
+            while start > 0 and text[start - 1] == text[end - 1]:  # of equal alignments, the leftmost:
+                start, end = start - 1, end - 1  # `<start_of_image>`, not `start_of_image><`
+            regions.append((start, end))
+        count = sum(isinstance(p, Image) for m in messages if isinstance(m.content, tuple) for p in m.content)
+        return regions if len(regions) == count else [piece for region in regions for piece in _repeats(text, *region)]
 
     @staticmethod
     def _markup_kind(slots: Sequence[Slot], kinds: Sequence[Leaf], owner: int, at: int, start: int) -> Kind:

@@ -14,7 +14,7 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from axolotl_multiturn.engine.conversation import Conversation, Message, ToolCall
+from axolotl_multiturn.engine.conversation import Content, Conversation, Image, Message, ToolCall
 
 # A sentinel as written, or as Python's `repr` prints it inside an object a template prints with `{{ }}`
 # (`{'city': '\\ue0000\\ue001'}`: private-use characters are escaped; Phi-4-mini prints arguments so).
@@ -66,6 +66,9 @@ class Plan:
     leaves: tuple[Text, ...]  # per sentinel number
     key: tuple[Any, ...]
     skeleton: Skeleton
+
+
+IMAGE = Image("")  # an image in a skeleton: templates print markup for it, never its URL
 
 
 @lru_cache(maxsize=65536)
@@ -121,8 +124,15 @@ def plan_of(conversation: Conversation, string_arguments: bool, known: Mapping[t
             return ids[text][0], len(text)
         return text, text
 
+    def content_of(i: int, content: Content | None) -> tuple[Content | None, Any]:
+        """The content's skeleton and shape: a text is a slot; parts keep their images, texts slots."""
+        if isinstance(content, tuple):
+            parts = tuple(IMAGE if isinstance(part, Image) else slot(i, Leaf.CONTENT, part) for part in content)
+            return parts, tuple(isinstance(part, Image) for part in content)
+        return (slot(i, Leaf.CONTENT, content), False) if content is not None else (None, None)
+
     for i, m in enumerate(conversation.messages):
-        content = slot(i, Leaf.CONTENT, m.content) if m.content is not None else None
+        content, content_shape = content_of(i, m.content)
         reasoning = slot(i, Leaf.REASONING, m.reasoning) if m.reasoning is not None else None
         calls, call_shapes = [], []
         for c in m.tool_calls:
@@ -135,7 +145,7 @@ def plan_of(conversation: Conversation, string_arguments: bool, known: Mapping[t
             call_shapes.append((c.name, structure(c.arguments), ident_shape))
         answer, answer_shape = call_id(i, m.tool_call_id) if m.tool_call_id is not None else (None, None)
         skeleton.append(Message(m.role, content, None, tuple(calls), answer, reasoning))
-        shape.append((m.role, content is None, reasoning is None, tuple(call_shapes), answer_shape))
+        shape.append((m.role, content_shape, reasoning is None, tuple(call_shapes), answer_shape))
     tools = json.dumps(conversation.tools, sort_keys=True) if conversation.tools is not None else None
     key = (tuple(shape), tools)
     found = known.get(key)

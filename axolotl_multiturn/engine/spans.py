@@ -13,7 +13,8 @@ import numpy as np
 class Kind(IntEnum):
     """What a character of a render is. In a generation: CONTENT, REASONING, TOOL_CALL (calls and their
     arguments), MARKUP (other text the model writes, e.g. `</think>`), CLOSING (after the last text
-    through the stop token). Outside: CONTENT of a system, user or tool message, or TEMPLATE."""
+    through the stop token). Outside: CONTENT of a system, user or tool message, TEMPLATE, or IMAGE (the
+    markup a template writes for an image, which the processor expands into image tokens: never trained)."""
 
     TEMPLATE = 0
     CONTENT = 1
@@ -21,6 +22,7 @@ class Kind(IntEnum):
     REASONING = 3
     TOOL_CALL = 4
     MARKUP = 5
+    IMAGE = 6
 
 
 class Span(NamedTuple):

@@ -12,18 +12,21 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from axolotl_multiturn import schemas
 from axolotl_multiturn.engine.conversation import (
     ROLE_FIELDS,
     ROLES,
+    Content,
     Conversation,
+    Image,
     Message,
     ToolCall,
     arguments_object,
 )
-from axolotl_multiturn.engine.images import IMAGE_PART, image_urls
+from axolotl_multiturn.engine.images import IMAGE_PART, check_images, image_urls
 from axolotl_multiturn.pointers import pointer
 
 
@@ -379,8 +382,15 @@ def _message(raw: Mapping[str, Any]) -> Message:
         if raw.get("tool_calls")
         else ()
     )
-    content = raw.get("content")  # list parts are joined with newlines (as vLLM does for string templates)
-    text = "\n".join(part["text"] for part in content) if isinstance(content, list) else content
+    content = raw.get("content")
+    text: Content | None = content
+    if isinstance(content, list):  # parts; text-only lists are joined with newlines (as vLLM does)
+        if any(part["type"] == IMAGE_PART for part in content):
+            text = tuple(
+                Image(part["image_url"]["url"]) if part["type"] == IMAGE_PART else part["text"] for part in content
+            )
+        else:
+            text = "\n".join(part["text"] for part in content)
     return Message(
         raw["role"],
         text,
@@ -391,9 +401,11 @@ def _message(raw: Mapping[str, Any]) -> Message:
     )
 
 
-def parse_conversation(obj: Mapping[str, Any], open_calls: bool = False) -> Conversation:
+def parse_conversation(obj: Mapping[str, Any], open_calls: bool = False, images: Path | None = None) -> Conversation:
     """Validate one conversation and return it; raise InvalidConversation otherwise. With `open_calls`, the
-    last message's tool calls may be unanswered (a preference pair's output: later turns answer them)."""
+    last message's tool calls may be unanswered (a preference pair's output: later turns answer them).
+    `images`: the folder image paths are relative to, when the model takes images (a processor); without
+    it a conversation with an image is refused (MT123), never trained as text."""
     problems = check_conversation(obj)
     if open_calls:
         last = f"/messages/{len(obj['messages']) - 1}/"
@@ -401,16 +413,20 @@ def parse_conversation(obj: Mapping[str, Any], open_calls: bool = False) -> Conv
     if problems:
         raise InvalidConversation(problems)
     image = next(image_urls(obj["messages"]), None)
-    if image is not None:
+    if image is not None and images is None:
         raise InvalidConversation(
             [
                 Problem(
                     "MT123",
-                    "an image: training on images (a vision-language model's processor) is not built yet "
-                    "(issue 31); the linter checks them, training takes text conversations",
+                    "an image, but the model takes text only (no image processor): train a vision-language "
+                    "model (docs/images.md), or remove the image",
                     image[0],
                 )
             ]
         )
+    if image is not None and images is not None:
+        found = [Problem(code, message, where) for code, message, where in check_images(obj["messages"], images)]
+        if found:
+            raise InvalidConversation(found)
     tools = obj.get("tools")
     return Conversation(tuple(_message(m) for m in obj["messages"]), tuple(tools) if tools is not None else None)

@@ -64,6 +64,12 @@ class Col(str, Enum):
     SCAN = "mt_scan"  # ... and the scan statistics of its conversation, on its first row
 
 
+#: A vision-language model's rows: the processor's outputs for the row's images (pixel values, per-token
+#: types; `engine.vision.pack`), in the column the model's forward names, so that the trainer keeps it
+#: for the collator (`integration/collator.py`), which unpacks it. Empty for a row without images.
+VISION_COLUMN = "pixel_values"
+
+
 #: The columns every preprocessed row carries until the summary is counted.
 STATS = (Col.SOURCE, Col.STATUS, Col.LOST, Col.EXTRA, Col.NO_PARITY, Col.OUTSIDE, Col.UNTRAINED)
 #: The columns of an undecided `auto`'s candidates.

@@ -85,3 +85,22 @@ def summary_directory(cfg: Mapping[str, Any], ds_cfg: Mapping[str, Any]) -> Path
     if not carried(ds_cfg):
         return None
     return Path(str(cfg.get("dataset_prepared_path") or DEFAULT_PREPARED))
+
+
+def image_folder(ds_cfg: Mapping[str, Any]) -> Path:
+    """The folder an entry's image paths are relative to: its JSONL file's (as the linter reads them), or
+    its folder; the working directory for datasets that are not local files."""
+    path = Path(str(ds_cfg.get("path") or ""))
+    return path.parent if path.is_file() else path if path.is_dir() else Path.cwd()
+
+
+def load_processor(cfg: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> Any:
+    """A vision-language model's processor, as axolotl loads one (`processor_config`, else the base model),
+    over the tokenizer axolotl loaded (its added tokens included)."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(
+        str(cfg.get("processor_config") or cfg.get("base_model_config") or cfg.get("base_model")),
+        tokenizer=tokenizer,
+        trust_remote_code=bool(cfg.get("trust_remote_code")),
+    )

@@ -172,6 +172,21 @@ class MultiTurnPlugin(BasePlugin):
             train, evaluation = create_train_validation_split(train, cfg, cfg["val_set_size"])
         return TrainDatasetMeta(train, evaluation, rl.total_steps(cfg, len(train)))
 
+    def get_collator_cls_and_kwargs(self, cfg: Any, is_eval: bool = False) -> tuple[type, dict[str, Any]] | None:
+        """A vision-language model trained on our rows: our collator (their pixel values with them); None
+        otherwise (axolotl's own)."""
+        ours = any(e.get("type") == DATASET_TYPE for section in DATASET_SECTIONS for e in cfg.get(section) or [])
+        if not (ours and cfg.get("is_multimodal")) or cfg.get("rl"):
+            return None
+        if cfg.get("sample_packing"):
+            raise ConfigError(
+                "sample_packing with a vision-language model: packed rows would mix their images; set "
+                "sample_packing: false"
+            )
+        from axolotl_multiturn.integration.collator import VisionCollator
+
+        return VisionCollator, {}
+
     def entries(self, cfg: Any, section: str) -> list[Any]:
         """A section's dataset entries as this plugin registered them (raw: with our options and `ds_type`),
         or the validated ones where it has not seen the config."""

@@ -52,7 +52,7 @@ RULES: dict[str, Rule] = {
         Rule("MT120", "error", "an image file that does not exist (paths are relative to the JSONL file)"),
         Rule("MT121", "error", "an image larger than 10 MB"),
         Rule("MT122", "error", "more than 10 images in one conversation"),
-        Rule("MT123", "error", "an image given to training (training on images is not built yet)"),
+        Rule("MT123", "error", "an image given to a text-only model (one without an image processor)"),
         Rule("MT201", "error", "the first message is neither system nor user"),
         Rule("MT202", "error", "a system message that is not the first message"),
         Rule(

@@ -22,6 +22,7 @@ th:first-child, td:first-child { text-align: left; } tr:nth-child(even) { backgr
 .trained { background: #b7f0b1; color: #0b3d0b; } .masked { color: #8a8a8e; }
 .trained.tool_call { background: #ffd08a; color: #4a2a00; } .trained.tool_result { background: #bfe3ff; }
 .trained.reasoning { background: #e8ccf7; } .masked.tool_call, .masked.tool_result { font-style: italic; }
+.masked.image { border: 1px solid #8a8a8e; border-radius: 3px; padding: 0 .2rem; background: #eee; }
 .note { color: #555; font-style: italic; }
 .legend span { padding: 0 .4rem; margin-right: .6rem; } figure { display: inline-block; margin: 0 2rem 0 0; }
 figcaption { font-size: .85rem; color: #555; }

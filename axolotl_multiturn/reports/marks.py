@@ -12,6 +12,7 @@ CLASS_STYLES = {
     "tool_call": ("bold black on orange1", "italic grey50"),
     "tool_result": ("bold black on light_sky_blue1", "italic grey50"),
     "reasoning": ("bold black on plum2", "grey50"),
+    "image": ("reverse", "reverse grey50"),  # an image's tokens, one marker (never trained)
 }
 OPEN, CLOSE = "«", "»"  # marks trained text when the output is not a terminal
 

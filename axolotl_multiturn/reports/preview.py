@@ -44,14 +44,23 @@ class Shown:
 
     def tokens(self) -> list[Piece]:
         """The rendered text cut at token boundaries; text that no token's offsets cover is shown as
-        masked template text, with index -1."""
+        masked template text, with index -1. An image's tokens (never trained) show as one marker with
+        their count, where the template's markup for it stood."""
         text, out, position = self.encoded.rendered.text, [], 0
         spans = self.encoded.rendered.spans
+        image = self.encoded.image if self.encoded.image is not None else np.zeros(len(self.labels), dtype=bool)
+        run, images, owner = 0, 0, self.encoded.last  # an image token's last span is its image's markup
         for index, ((start, end), label) in enumerate(zip(self.encoded.offsets, self.labels)):
             start, end = max(int(start), position), max(int(end), position)
             if start > position:
                 out.append(Piece(text[position:start], False, -1, -1, "template"))
-            if end > start:
+            if image[index]:  # a run of image tokens ends where the next token is not one, or another image's
+                run += 1
+                if index + 1 == len(image) or not image[index + 1] or owner[index + 1] != owner[index]:
+                    images += 1
+                    out.append(Piece(f"[image {images}: {run} tokens]", False, index - run + 1, -1, "image"))
+                    run = 0
+            elif end > start:
                 out.append(
                     Piece(
                         text[start:end],
@@ -79,17 +88,24 @@ class Shown:
         return out
 
     def counts(self) -> list[tuple[str, int, int]]:
-        """Per message, then template text: (name, trained tokens, tokens)."""
+        """Per message, then template text and images: (name, trained tokens, tokens)."""
         spans = self.encoded.rendered.spans
         names = [f"{i} {m.role}" for i, m in enumerate(self.encoded.messages)]
         total: Counter[str] = Counter()
         trained: Counter[str] = Counter()
-        for first, label in zip(self.encoded.first, self.labels):
+        image = self.encoded.image if self.encoded.image is not None else np.zeros(len(self.labels), dtype=bool)
+        for first, label, is_image in zip(self.encoded.first, self.labels, image):
             span = spans[first]
-            name = names[span.message] if span.kind is not Kind.TEMPLATE else "template"
+            name = (
+                "images"
+                if is_image or span.kind is Kind.IMAGE
+                else "template"
+                if span.message < 0
+                else names[span.message]
+            )
             total[name] += 1
             trained[name] += int(label != IGNORE_INDEX)
-        return [(n, trained[n], total[n]) for n in [*names, "template"] if total[n]]
+        return [(n, trained[n], total[n]) for n in [*names, "template", "images"] if total[n]]
 
 
 def load_config(config: str | Path, dataset: int = 0, read: bool = True) -> tuple[Any, Any, Any, Any]:
@@ -179,7 +195,7 @@ def preview(
     items = shown(wrapper, raw, rows)
     color = console.is_terminal
     legend = (
-        "trained text is highlighted (tool calls orange, tool results blue, reasoning violet)"
+        "trained text is highlighted (tool calls orange, tool results blue, reasoning violet; images boxed)"
         if color
         else f"trained text is {OPEN}between guillemets{CLOSE}"
     )

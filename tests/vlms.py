@@ -1,0 +1,143 @@
+"""Tiny random-weight vision-language models of two families, built offline from their real configuration
+classes, processors and chat templates (axolotl's `gemma3` and `llava`) over Qwen2's real BPE vocabulary with
+each family's image tokens added: what `axolotl train` loads in the image tests. Small images (28x28 after
+the image processor) keep a row's image at four tokens, so rows stay short and the CPU fast."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from axolotl.utils.chat_templates import get_chat_template
+
+from axolotl_multiturn.models.tiny import qwen_tokenizer
+
+SIDE = 28  # pixels a side after the image processor: 2x2 patches of 14
+GEMMA3_SPECIALS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>", "<start_of_turn>", "<end_of_turn>")
+
+
+def gemma3() -> tuple[Any, Any]:
+    """(processor, model config) of Gemma 3: `<start_of_image>` expanded to four soft tokens, wrapped."""
+    from transformers import Gemma3Config, Gemma3ImageProcessorPil, Gemma3Processor
+
+    tok = qwen_tokenizer(
+        GEMMA3_SPECIALS,
+        get_chat_template("gemma3"),
+        bos_token="<|endoftext|>",
+        eos_token="<end_of_turn>",
+        boi_token="<start_of_image>",
+        eoi_token="<end_of_image>",
+        image_token="<image_soft_token>",
+    )
+    processor = Gemma3Processor(
+        image_processor=Gemma3ImageProcessorPil(size={"height": SIDE, "width": SIDE}),
+        tokenizer=tok,
+        chat_template=tok.chat_template,
+        image_seq_length=4,
+    )
+    ids = tok.convert_tokens_to_ids
+    config = Gemma3Config(
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "sliding_window": 64,
+            "max_position_embeddings": 2048,
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": tok.eos_token_id,
+            "bos_token_id": tok.bos_token_id,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": SIDE,
+            "patch_size": 14,
+        },
+        mm_tokens_per_image=4,
+        boi_token_index=ids("<start_of_image>"),
+        eoi_token_index=ids("<end_of_image>"),
+        image_token_index=ids("<image_soft_token>"),
+    )
+    return processor, config
+
+
+def llava() -> tuple[Any, Any]:
+    """(processor, model config) of LLaVA 1.5: `<image>` repeated once per patch; no stop token in its
+    template, so its generations end with the turn's text."""
+    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaProcessor
+
+    tok = qwen_tokenizer(["<image>"], get_chat_template("llava"), image_token="<image>")
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessorPil(size={"shortest_edge": SIDE}, crop_size={"height": SIDE, "width": SIDE}),
+        tokenizer=tok,
+        chat_template=tok.chat_template,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
+    config = LlavaConfig(
+        vision_config={
+            "model_type": "clip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": SIDE,
+            "patch_size": 14,
+            "projection_dim": 32,
+        },
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": len(tok),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 2048,
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": tok.eos_token_id,
+        },
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    return processor, config
+
+
+FAMILIES: dict[str, Callable[[], tuple[Any, Any]]] = {"gemma3": gemma3, "llava": llava}
+
+
+def build(family: str, out: Path, seed: int = 0) -> Path:
+    """Write a tiny random-weight model of `family` and its processor into `out`."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    processor, config = FAMILIES[family]()
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(config)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def data_url(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30), shape: str = "square") -> str:
+    """A drawn PNG as a data URL: a shape of `colour` on white."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", size, (255, 255, 255))
+    box = (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4)
+    draw = ImageDraw.Draw(picture)
+    (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
