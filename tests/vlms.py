@@ -19,11 +19,12 @@ SIDE = 28  # pixels a side after the image processor: 2x2 patches of 14
 GEMMA3_SPECIALS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>", "<start_of_turn>", "<end_of_turn>")
 
 
-def gemma3() -> tuple[Any, Any]:
-    """(processor, model config) of Gemma 3: `<start_of_image>` expanded to four soft tokens, wrapped."""
+def gemma3(tok: Any = None, hidden: int = 32) -> tuple[Any, Any]:
+    """(processor, model config) of Gemma 3: `<start_of_image>` expanded to four soft tokens, wrapped. Over
+    Qwen2's vocabulary unless `tok` is given (the behaviour test's small one)."""
     from transformers import Gemma3Config, Gemma3ImageProcessorPil, Gemma3Processor
 
-    tok = qwen_tokenizer(
+    tok = tok or qwen_tokenizer(
         GEMMA3_SPECIALS,
         get_chat_template("gemma3"),
         bos_token="<|endoftext|>",
@@ -42,12 +43,12 @@ def gemma3() -> tuple[Any, Any]:
     config = Gemma3Config(
         text_config={
             "vocab_size": len(tok),
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
             "num_hidden_layers": 2,
             "num_attention_heads": 2,
             "num_key_value_heads": 1,
-            "head_dim": 16,
+            "head_dim": hidden // 2,
             "sliding_window": 64,
             "max_position_embeddings": 2048,
             "pad_token_id": tok.pad_token_id,
@@ -68,6 +69,29 @@ def gemma3() -> tuple[Any, Any]:
         image_token_index=ids("<image_soft_token>"),
     )
     return processor, config
+
+
+def small_tokenizer(texts: list[str]) -> Any:
+    """A byte-level BPE of 300 ranks trained (HF `tokenizers`) on `texts`, with Gemma 3's special tokens and
+    chat template: logits over 300 words instead of 151,000 make the behaviour test's training take seconds."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<bos>", *GEMMA3_SPECIALS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        chat_template=get_chat_template("gemma3"),
+        bos_token="<bos>",
+        pad_token="<pad>",
+        eos_token="<end_of_turn>",
+        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                              "image_token": "<image_soft_token>"},
+    )
 
 
 def llava() -> tuple[Any, Any]:
