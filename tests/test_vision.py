@@ -353,3 +353,32 @@ def test_the_preview_shows_each_image_as_one_marker_with_its_token_count(family:
         assert all(part["text"] in shown_text for m in source["messages"] for part in
                    (m["content"] if isinstance(m["content"], list) else [text(m["content"])]) if "text" in part)
         assert conversation(pieces).count('class="tok masked image"') == images
+
+
+def test_a_long_conversation_is_split_between_turns_each_window_the_processors_own_row(
+    family: tuple[str, Any]
+) -> None:
+    """`sequence_len` below the whole conversation: windows at turn boundaries, each the processor's ids and
+    pixel values for its own messages (an image is whole in the one window that holds its message), each
+    assistant turn trained in exactly one window, as the oracle labels it."""
+    _, processor = family
+    messages = CONVERSATIONS[2]["messages"]
+    limit = max(len(processor_ids(processor, messages[:2])), len(processor_ids(processor, messages[2:]))) + 2
+    assert limit < len(processor_ids(processor, messages))
+    cfg = DictDefault({"sequence_len": limit, "multiturn": {"masking": "instruction"}})
+    wrapper = axolotl_load("axolotl_multiturn.chat", processor.tokenizer, cfg,
+                           DictDefault({"path": "vision", "type": "axolotl_multiturn.chat"}), processor=processor)
+    parts = [{**m, "content": m["content"] if isinstance(m["content"], list) else [text(m["content"])]}
+             for m in messages]
+    out = wrapper.wrap_dataset(Dataset.from_list([{"messages": parts}])).to_dict()
+    assert len(out["input_ids"]) == 2 and all(len(ids) <= limit for ids in out["input_ids"])
+    trained = []
+    for ids, labels, packed, window in zip(out["input_ids"], out["labels"], out[VISION_COLUMN], (messages[:2],
+                                                                                               messages[2:])):
+        full, expected = oracle(processor, window)
+        assert ids == full and labels == expected
+        theirs = processor.apply_chat_template(as_processor_reads(window), tokenize=True, return_dict=True,
+                                               return_tensors="np")
+        assert np.array_equal(unpack(packed)["pixel_values"], theirs["pixel_values"])
+        trained.append([t for t in labels if t != -100])
+    assert all(trained)
