@@ -691,6 +691,7 @@ def rows() -> dict[str, dict[str, str]]:
     return {**{key(t): {shape: cell(t, shape) for shape in SHAPES} for t in templates()},
             **{f"trl-mask/{t.name}@{t.digest}": {shape: trl_mask(t, shape) for shape in SHAPES}
                for t in templates() if t.training},
+            **{f"images/{key(t)}": {"images": image_cell(t)} for t in templates()},
             **{f"pair/{key(t)}": {kind: pair(t, kind) for kind in PAIRS} for t in templates()},
             **{f"trl-dpo/{_versions()['trl']}/{key(t)}": trl_dpo(t) for t in templates()},
             **{f"axolotl-dpo/{_versions()['axolotl']}/{key(t)}": axolotl_dpo(t) for t in templates()}}
@@ -703,7 +704,7 @@ def pair(template: Template, kind: str) -> str:
 
 
 _ROW = re.compile(r"^\| `(?P<key>[^`]+)` \| (?P<cells>.*) \|$")
-_HEADER = re.compile(r"^\| (?:template|training template|pair) \| (?P<cells>.*) \|$")
+_HEADER = re.compile(r"^\| (?:template|training template|pair|images of) \| (?P<cells>.*) \|$")
 
 
 def _cells(text: str) -> list[str]:
@@ -761,6 +762,21 @@ def write_page(found: dict[str, dict[str, str]], path: Path = PAGE) -> None:
         f"|{'---|' * (len(SHAPES) + 1)}",
         *(f"| `{k}` | {' | '.join(row[s].replace('|', '&#124;') for s in SHAPES)} |"
           for k, row in sorted(merged.items()) if k.startswith("trl-mask/")),
+        "",
+        "## Images",
+        "",
+        "Rows `images/...` judge every template on a conversation with images (`IMAGE_MESSAGES`: an image before a",
+        "user turn's text, one after the next turn's), labelled through the vision path (`engine/vision.py`) with a",
+        "processor that expands nothing (`PlainProcessor`: each family's expansion is its own processor's,",
+        "tested in `tests/test_vision.py` and [images.md](images.md)): **exact** when each assistant turn trains",
+        "once, as its generation by prefix diffs of the template's renders with the images, and nothing else",
+        "trains (no image markup). **not rendered**: the template raises on parts or writes nothing for an image;",
+        "**not judged**: its turns have no plain prefix diffs (history rewritten), as in the plain column.",
+        "",
+        "| images of | images |",
+        "|---|---|",
+        *(f"| `{k}` | {row['images'].replace('|', '&#124;')} |"
+          for k, row in sorted(merged.items()) if k.startswith("images/")),
         "",
         "## Preference pairs",
         "",
@@ -826,6 +842,83 @@ def _dpo_summary(merged: dict[str, dict[str, str]], prefix: str, package: str) -
                    f"after the stop token in a completion, {other} otherwise different, {anyway} trained with no "
                    f"exact boundary, {fails} failing.")
     return out
+
+
+
+#: The images column: a user turn that shows an image before its text, a follow-up with one after its text.
+#: Contents with an image are parts; the others strings, as the data writes them (docs/data.md).
+IMAGE_MESSAGES: list[dict[str, Any]] = [
+    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is in the picture?"}]},
+    {"role": "assistant", "content": "A red square."},
+    {"role": "user", "content": [{"type": "text", "text": "And in this one?"}, {"type": "image"}]},
+    {"role": "assistant", "content": "A blue circle."},
+]
+
+
+class PlainProcessor:
+    """A processor that expands no image: its ids are the tokenizer's for the render. The images column judges
+    the template (where its image markup is, what trains around it); each family's expansion is its own
+    processor's (tests/test_vision.py)."""
+
+    def __init__(self, tok: Any):
+        self.tokenizer = tok
+
+    def __call__(self, text: list[str], images: Any, return_tensors: str) -> dict[str, Any]:
+        import numpy as np
+
+        return {"input_ids": np.array([self.tokenizer(text[0], add_special_tokens=False)["input_ids"]])}
+
+
+@cache
+def image_cell(template: Template) -> str:
+    """The images cell: `exact` (each assistant turn trained once, as its generation by prefix diffs of the
+    template's renders with the images, and nothing else: no image markup), `not rendered: ...` (the template
+    writes nothing for an image, or prints the parts), `not judged: ...` (a template that rewrites history or
+    whose generation prompt differs from its turns: the plain column judges those turns), or a failure."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from axolotl_multiturn.chat import RowError, load
+
+    tok = tokenizer(template)
+    stops = tuple(s for s in {template.model[1], *template.model[2]} if s)
+    bare = [{**m, "content": [p for p in m["content"] if p["type"] != "image"]} if isinstance(m["content"], list)
+            else m for m in IMAGE_MESSAGES]
+    try:
+        full = tok.apply_chat_template(IMAGE_MESSAGES, tokenize=False)
+        without = tok.apply_chat_template(bare, tokenize=False)
+    except Exception as error:  # noqa: BLE001 - the template's own refusal is the cell
+        return f"not rendered: the template raises ({_short(error)})"
+    if "'type'" in full or "text': " in full:
+        return "not rendered: no images (the template prints the content parts as data)"
+    if full == without:
+        return "not rendered: no images (the template writes nothing for an image)"
+    expected = {}
+    for i, m in enumerate(IMAGE_MESSAGES):
+        if m["role"] == "assistant":
+            prompt = tok.apply_chat_template(IMAGE_MESSAGES[:i], tokenize=False, add_generation_prompt=True)
+            own = tok.apply_chat_template(IMAGE_MESSAGES[:i + 1], tokenize=False)
+            if not own.startswith(prompt) or not full.startswith(own):
+                return "not judged: a turn's render is not a prefix of the next (see the plain column)"
+            expected[len(prompt)] = generation(own[len(prompt):], stops)
+    picture = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(picture, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(picture.getvalue()).decode()
+    row = [{**m, "content": [{"type": "image_url", "image_url": {"url": url}} if p["type"] == "image" else p
+                             for p in m["content"]]} if isinstance(m["content"], list) else m for m in IMAGE_MESSAGES]
+    try:
+        wrapper = load(tok, {"multiturn": {"masking": "instruction"}}, {"path": "test"}, processor=PlainProcessor(tok))
+        (labelled,) = list(wrapper.strategy.labelled({"messages": [row]}, [0]))
+    except RowError as error:
+        return f"refused: {_short(error)}"
+    whole = tok(full, add_special_tokens=False, return_offsets_mapping=True)
+    if labelled.item.input_ids.tolist() != whole["input_ids"]:
+        return "WRONG: the row is not the render's ids"
+    runs = trained_runs(whole["offset_mapping"], labelled.labels.tolist())
+    found = {start: full[start:end] for start, end in runs}
+    return "exact" if found == expected else f"WRONG: trains {found}, not {expected}"
 
 
 if __name__ == "__main__":

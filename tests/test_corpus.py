@@ -5,7 +5,7 @@ those verdicts (`docs/templates.md`) agrees with them."""
 from __future__ import annotations
 
 import pytest
-from corpus import PAIRS, SHAPES, Template, cell, pair, read_page, rows, templates
+from corpus import PAIRS, SHAPES, Template, cell, image_cell, pair, read_page, rows, templates
 
 #: The page check reads every cell the other tests computed (cached in the process): one worker runs them all.
 pytestmark = pytest.mark.xdist_group("corpus")
@@ -23,6 +23,19 @@ def test_every_turn_is_exact_or_counted(template: Template, shape: str) -> None:
 def test_every_pair_is_exact_or_refused_with_why(template: Template, kind: str) -> None:
     verdict = pair(template, kind)
     assert verdict.startswith(("exact", "refused:", "not rendered:")), verdict
+
+
+@pytest.mark.parametrize("template", templates(), ids=lambda t: f"{t.source}-{t.name}")
+def test_every_template_with_images_is_exact_or_says_why(template: Template) -> None:
+    verdict = image_cell(template)
+    assert verdict.startswith(("exact", "not rendered:", "not judged:")), verdict
+
+
+def test_the_vlm_templates_label_images_exactly() -> None:
+    """The families axolotl trains as vision-language models, among others (docs/images.md)."""
+    exact = {t.name for t in templates() if t.source == "axolotl" and image_cell(t) == "exact"}
+    assert {"gemma3", "gemma3n", "llama3_2_vision", "llama4", "llava", "mistral_v7_tekken", "pixtral",
+            "qwen2_vl"} <= exact
 
 
 def test_the_capability_page_is_what_the_corpus_gives() -> None:

@@ -382,3 +382,30 @@ def test_a_long_conversation_is_split_between_turns_each_window_the_processors_o
         assert np.array_equal(unpack(packed)["pixel_values"], theirs["pixel_values"])
         trained.append([t for t in labels if t != -100])
     assert all(trained)
+
+
+#: docs/images.md's table: per family, axolotl's strategy, tokens it trains that `instruction` masks, and
+#: generation tokens it masks, summed over CONVERSATIONS.
+AXOLOTL_MULTIMODAL = {"gemma3": ("Gemma3ProcessingStrategy", 0, 0), "llava": ("ProcessingStrategy", 66, 0)}
+
+
+def test_axolotls_multimodal_collator_on_the_same_rows(family: tuple[str, Any]) -> None:
+    """axolotl's own multimodal path (its processing strategy and `MultiModalChatDataCollator`) on the same
+    conversations and processor, against the same oracle: the numbers docs/images.md gives."""
+    from axolotl.processing_strategies import get_processing_strategy
+    from axolotl.utils.collators.mm_chat import MultiModalChatDataCollator
+
+    name, processor = family
+    chosen = get_processing_strategy(processor, processor.tokenizer.chat_template, name, model_type=name)
+    collate = MultiModalChatDataCollator(processor.tokenizer, chosen)
+    extra = missing = 0
+    for conversation in CONVERSATIONS:
+        full, expected = oracle(processor, conversation["messages"])
+        batch = collate([{"messages": as_processor_reads(conversation["messages"])}])
+        assert batch["input_ids"][0].tolist() == full
+        theirs = batch["labels"][0].tolist()
+        extra += sum(1 for a, b in zip(theirs, expected) if a != -100 and b == -100)
+        missing += sum(1 for a, b in zip(theirs, expected) if a == -100 and b != -100)
+    assert (type(chosen).__name__, extra, missing) == AXOLOTL_MULTIMODAL[name]
+    page = (Path(__file__).parent.parent / "docs" / "images.md").read_text()
+    assert f"`{type(chosen).__name__}`" in page and f"| yes | {extra} " in page

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ SIDE = 28  # pixels a side after the image processor: 2x2 patches of 14
 GEMMA3_SPECIALS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>", "<start_of_turn>", "<end_of_turn>")
 
 
+@cache  # a processor over Qwen2's vocabulary takes seconds to build: once a worker (tests only read it)
 def gemma3(tok: Any = None, hidden: int = 32) -> tuple[Any, Any]:
     """(processor, model config) of Gemma 3: `<start_of_image>` expanded to four soft tokens, wrapped. Over
     Qwen2's vocabulary unless `tok` is given (the behaviour test's small one)."""
@@ -94,6 +96,7 @@ def small_tokenizer(texts: list[str]) -> Any:
     )
 
 
+@cache
 def llava() -> tuple[Any, Any]:
     """(processor, model config) of LLaVA 1.5: `<image>` repeated once per patch; no stop token in its
     template, so its generations end with the turn's text."""

@@ -404,33 +404,36 @@ class ChatRenderer:
         return Layout(text, tuple(segments), tuple(reversed(after)), starts, static, dropped)
 
     def _image_markup(self, key: tuple[Any, ...], count: int, text: str) -> list[tuple[int, int]]:
-        """Where the skeleton render `text` holds the template's markup for images: what it adds to the
-        render of the same messages without their images (`<|vision_start|><|image_pad|><|vision_end|>`,
-        `<start_of_image>`, `<image>\\n`). Markup that moves or changes a text is not guessed at."""
+        """Where the skeleton render `text` holds the template's markup for images
+        (`<|vision_start|><|image_pad|><|vision_end|>`, `<start_of_image>`, `<image>\\n`): what one more copy of
+        each image adds to it. Both renders hold images, so a template that renders differently once a
+        conversation has one (Llama 3.2 Vision drops its date header) renders the texts alike in both. Markup
+        that moves or changes a text (images numbered in the text) is not guessed at."""
         messages = self._skeletons[key].conversation.messages[:count]
         if not any(isinstance(m.content, tuple) for m in messages):
             return []
-        bare = [
-            m._replace(content=tuple(p for p in m.content if not isinstance(p, Image)))
+        doubled = [
+            m._replace(content=tuple(q for p in m.content for q in ((p, p) if isinstance(p, Image) else (p,))))
             if isinstance(m.content, tuple)
             else m
             for m in messages
         ]
-        without = self.render_text(self._skeletons[key].conversation.replace(bare))
-        regions = []
-        for tag, _, _, start, end in SequenceMatcher(None, without, text, autojunk=False).get_opcodes():
+        twice = self.render_text(self._skeletons[key].conversation.replace(doubled))
+        regions, shift = [], 0
+        for tag, _, _, start, end in SequenceMatcher(None, text, twice, autojunk=False).get_opcodes():
             if tag == "equal":
                 continue
-            if tag != "insert" or SENTINEL_RE.search(text, start, end):
+            if tag != "insert" or SENTINEL_RE.search(twice, start, end):
                 raise UnlabelableError(
                     "the chat template's markup for an image changes how it renders the conversation's texts; "
                     "its image tokens cannot be told apart from them"
                 )
-            while start > 0 and text[start - 1] == text[end - 1]:  # of equal alignments, the leftmost:
+            while start > 0 and twice[start - 1] == twice[end - 1]:  # of equal alignments, the leftmost:
                 start, end = start - 1, end - 1  # `<start_of_image>`, not `start_of_image><`
-            regions.append((start, end))
-        count = sum(isinstance(p, Image) for m in messages if isinstance(m.content, tuple) for p in m.content)
-        return regions if len(regions) == count else [piece for region in regions for piece in _repeats(text, *region)]
+            regions.append((start - shift, end - shift))  # the copy's markup is where the image's own is
+            shift += end - start
+        pictures = sum(isinstance(p, Image) for m in messages if isinstance(m.content, tuple) for p in m.content)
+        return regions if len(regions) == pictures else [piece for r in regions for piece in _repeats(text, *r)]
 
     @staticmethod
     def _markup_kind(slots: Sequence[Slot], kinds: Sequence[Leaf], owner: int, at: int, start: int) -> Kind:
