@@ -55,6 +55,7 @@ bench: install
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/pairs.py
 	$(PY) benchmarks/lint.py
+	$(PY) benchmarks/vision.py
 
 clean:
 	rm -rf $(VENV) outputs demo .pytest_cache

@@ -78,8 +78,8 @@ def _align(item: Encoded, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     last = np.empty(len(ids), dtype=np.int64)
     image = np.zeros(len(ids), dtype=bool)
     offsets = np.empty((len(ids), 2), dtype=np.int64)
-    for i1, i2, j1, j2 in _blocks(item.input_ids, ids):
-        if i2 - i1 == j2 - j1 and np.array_equal(item.input_ids[i1:i2], ids[j1:j2]):
+    for i1, i2, j1, j2, equal in _blocks(item.input_ids, ids):
+        if equal:
             first[j1:j2], last[j1:j2], image[j1:j2] = item.first[i1:i2], item.last[i1:i2], ours[i1:i2]
             offsets[j1:j2] = item.offsets[i1:i2]
             continue
@@ -101,32 +101,35 @@ def _align(item: Encoded, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return first, last, image & (counts[last + 1] == counts[first]), offsets
 
 
-def _blocks(ours: np.ndarray, theirs: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Our ids and the processor's as aligned runs (i1, i2, j1, j2): runs of equal ids one token each, and
-    the runs between them. Of equal alignments, each of our tokens takes the earliest copy of a repeated id
-    (`<image>` is the first of its image's copies, the copies the processor added follow it)."""
-    match = np.full(len(theirs), -1, dtype=np.int64)
-    opcodes = SequenceMatcher(None, ours.tolist(), theirs.tolist(), autojunk=False).get_opcodes()
-    for tag, i1, i2, j1, j2 in opcodes:
+def _blocks(ours: np.ndarray, theirs: np.ndarray) -> list[tuple[int, int, int, int, bool]]:
+    """Our ids and the processor's as aligned runs (i1, i2, j1, j2, equal): runs of equal ids, and the runs
+    between them. Of equal alignments, each of our tokens takes the earliest copy of a repeated id (`<image>`
+    is the first of its image's copies, the copies the processor added follow it)."""
+    mine, other = ours.tolist(), theirs.tolist()
+    match = [-1] * len(other)
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, mine, other, autojunk=False).get_opcodes():
         if tag == "equal":
-            match[j1:j2] = np.arange(i1, i2)
-    for j in range(1, len(theirs)):  # left-shift matches over unmatched copies of the same id
+            match[j1:j2] = range(i1, i2)
+    for j in range(1, len(other)):  # left-shift matches over unmatched copies of the same id
         k = j
-        while match[k] >= 0 and k > 0 and match[k - 1] < 0 and theirs[k - 1] == theirs[k]:
+        while k > 0 and match[k] >= 0 and match[k - 1] < 0 and other[k - 1] == other[k]:
             match[k - 1], match[k] = match[k], -1
             k -= 1
-    out, i, j = [], 0, 0
-    while j < len(theirs) or i < len(ours):
-        if j < len(theirs) and match[j] == i:
-            out.append((i, i + 1, j, j + 1))
-            i, j = i + 1, j + 1
+    out, i, j, n = [], 0, 0, len(other)
+    while j < n or i < len(mine):
+        if j < n and match[j] == i:
+            k = j
+            while k < n and match[k] == i + k - j:
+                k += 1
+            out.append((i, i + k - j, j, k, True))
+            i, j = i + k - j, k
             continue
-        j2 = j
-        while j2 < len(theirs) and match[j2] < 0:
-            j2 += 1
-        i2 = int(match[j2]) if j2 < len(theirs) else len(ours)
-        out.append((i, i2, j, j2))
-        i, j = i2, j2
+        k = j
+        while k < n and match[k] < 0:
+            k += 1
+        end = match[k] if k < n else len(mine)
+        out.append((i, end, j, k, False))
+        i, j = end, k
     return out
 
 
