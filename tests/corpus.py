@@ -913,10 +913,10 @@ def image_cell(template: Template) -> str:
         (labelled,) = list(wrapper.strategy.labelled({"messages": [row]}, [0]))
     except RowError as error:
         return f"refused: {_short(error)}"
-    whole = tok(full, add_special_tokens=False, return_offsets_mapping=True)
-    if labelled.item.input_ids.tolist() != whole["input_ids"]:
-        return "WRONG: the row is not the render's ids"
-    runs = trained_runs(whole["offset_mapping"], labelled.labels.tolist())
+    _, ids, offsets = inference_tokens(tok, IMAGE_MESSAGES)  # a straddled generation prompt tokenized apart
+    if labelled.item.input_ids.tolist() != ids:
+        return "WRONG: the row is not the render's ids as at inference"
+    runs = trained_runs(offsets, labelled.labels.tolist())
     found = {start: full[start:end] for start, end in runs}
     return "exact" if found == expected else f"WRONG: trains {found}, not {expected}"
 

@@ -4,9 +4,11 @@ The chat template writes markup for each image (`<|vision_start|><|image_pad|><|
 `<start_of_image>`, `<image>\\n`: `Kind.IMAGE` spans). At inference the model's processor expands that markup
 into the image's tokens (how many depends on the image) and may wrap them (Gemma 3 writes
 `\\n\\n<start_of_image>...<end_of_image>\\n\\n`, which merges with the template's own newline). So a row is the
-processor's own output for the render and its images, exactly what the model sees at inference, and each of
-its tokens is mapped to the render's spans by aligning its ids with the render's tokens: equal runs map one
-to one; a run the processor changed next to or inside an image's markup belongs to the image (never trained).
+processor's output for the render and its images, as the model sees it at inference, and each of its tokens is
+mapped to the render's spans by aligning its ids with the render's tokens: equal runs map one to one; a run the
+processor changed next to or inside an image's markup belongs to the image (never trained); text the two
+tokenize differently elsewhere keeps the render's tokens, which are tokenized as at inference (a generation
+prompt apart, special-token text in a message literal).
 """
 
 from __future__ import annotations
@@ -55,50 +57,81 @@ class Vision:
         return out
 
     def expand(self, item: Encoded) -> Encoded:
-        """`item` as the processor makes it: its ids, every token mapped to the render's spans, image
-        tokens flagged, and the processor's other outputs (pixel values, ...)."""
+        """`item` as the model sees it at inference: the processor's tokens for its images, ours for its text
+        (see `_merge`), every token mapped to the render's spans, image tokens flagged, and the processor's
+        other outputs (pixel values, ...)."""
         pictures = self.load(item.conversation.images)
         out = self.processor(text=[item.rendered.text], images=[pictures], return_tensors="np")
-        ids = np.asarray(out["input_ids"])[0].astype(np.int64)
+        theirs = np.asarray(out["input_ids"])[0].astype(np.int64)
+        ids, first, last, image, offsets, source = _merge(item, theirs)
         vision = {}
         for key, value in ((k, np.asarray(v)) for k, v in out.items() if k not in _ROW):
-            per_token = value.ndim == 2 and value.shape == (1, len(ids))
-            vision[TOKEN + key if per_token else key] = value[0] if per_token else value
-        first, last, image, offsets = _align(item, ids)
+            if value.ndim == 2 and value.shape == (1, len(theirs)):  # one value a token: ours take text's (0)
+                vision[TOKEN + key] = np.where(source >= 0, value[0][np.maximum(source, 0)], 0)
+            else:
+                vision[key] = value
         return Encoded(ids, offsets, item.rendered, item.plan, first, last, image, vision)
 
 
-def _align(item: Encoded, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For each of the processor's tokens: the first and last span it stands for, whether it is an image's
-    (the processor's expansion or wrapping of a template's image markup, holding no text), and the render's
-    characters it stands for (a run the processor changed shares its characters; an inserted one has none)."""
+def _merge(item: Encoded, theirs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The row's tokens: where the processor's ids and the render's tokens differ around an image (its
+    expansion, its wrapping), the processor's; where they differ elsewhere, ours: the render's tokens are
+    the inference-faithful ones (a generation prompt tokenized apart where a token would straddle it, as the
+    prompt is at inference; special-token text in a message kept literal, docs/exactness.md). Returns ids,
+    the first and last span of each token, the image flags (an image's tokens, its markup and the
+    processor's wrapping, no text), the render's characters each stands for (a run the processor changed
+    shares them; one it inserted has none), and each token's position in the processor's ids (-1: ours)."""
     kinds = item.rendered.table[:, Column.KIND]
     ours = (kinds[item.first] == Kind.IMAGE) | (kinds[item.last] == Kind.IMAGE)  # our tokens of image markup
-    first = np.empty(len(ids), dtype=np.int64)
-    last = np.empty(len(ids), dtype=np.int64)
-    image = np.zeros(len(ids), dtype=bool)
-    offsets = np.empty((len(ids), 2), dtype=np.int64)
-    for i1, i2, j1, j2, equal in _blocks(item.input_ids, ids):
-        if equal:
-            first[j1:j2], last[j1:j2], image[j1:j2] = item.first[i1:i2], item.last[i1:i2], ours[i1:i2]
-            offsets[j1:j2] = item.offsets[i1:i2]
-            continue
-        if j2 == j1:  # the processor dropped tokens of the render: nothing of ours to map
-            if not ours[i1:i2].all():
-                raise UnlabelableError("the processor drops text of the render, not only image markup")
-            continue
+    pieces: list[tuple[np.ndarray, ...]] = []
+    for i1, i2, j1, j2, equal in _blocks(item.input_ids, theirs):
         # the image markup next to the run: the one before it (a processor expands a placeholder in place, so
         # what follows it is its image's), else the one after it (Gemma 3's newlines before `<start_of_image>`)
         around = [k for k in (i1 - 1, i2) if 0 <= k < len(ours) and ours[k]][:1]
-        touched = list(range(i1, i2)) + around if i2 > i1 or around else [max(i1 - 1, 0), min(i1, len(ours) - 1)]
-        first[j1:j2] = item.first[touched].min()
-        last[j1:j2] = item.last[touched].max()
-        image[j1:j2] = bool(ours[i1:i2].any() or around)
+        if not equal and not (ours[i1:i2].any() or around):  # text the two tokenize differently: ours
+            pieces.append(
+                (
+                    item.input_ids[i1:i2],
+                    item.first[i1:i2],
+                    item.last[i1:i2],
+                    np.zeros(i2 - i1, dtype=bool),
+                    item.offsets[i1:i2],
+                    np.full(i2 - i1, -1),
+                )
+            )
+            continue
+        if equal:
+            pieces.append(
+                (
+                    theirs[j1:j2],
+                    item.first[i1:i2],
+                    item.last[i1:i2],
+                    ours[i1:i2],
+                    item.offsets[i1:i2],
+                    np.arange(j1, j2),
+                )
+            )
+            continue
+        if j2 == j1:  # the processor dropped image markup of the render
+            continue
+        touched = list(range(i1, i2)) + around
         at = item.offsets[i1 - 1, 1] if i1 else 0
-        offsets[j1:j2] = (item.offsets[i1, 0], item.offsets[i2 - 1, 1]) if i2 > i1 else (at, at)
+        span = (item.offsets[i1, 0], item.offsets[i2 - 1, 1]) if i2 > i1 else (at, at)
+        n = j2 - j1
+        pieces.append(
+            (
+                theirs[j1:j2],
+                np.full(n, item.first[touched].min()),
+                np.full(n, item.last[touched].max()),
+                np.ones(n, dtype=bool),
+                np.tile(np.array(span, dtype=np.int64), (n, 1)),
+                np.arange(j1, j2),
+            )
+        )
+    ids, first, last, image, offsets, source = (np.concatenate(column) for column in zip(*pieces))
     text = ~np.isin(kinds, (Kind.TEMPLATE, Kind.IMAGE))  # a token that also holds text is the text's
     counts = np.concatenate(([0], np.cumsum(text)))
-    return first, last, image & (counts[last + 1] == counts[first]), offsets
+    return ids, first, last, image & (counts[last + 1] == counts[first]), offsets.reshape(-1, 2), source
 
 
 def _blocks(ours: np.ndarray, theirs: np.ndarray) -> list[tuple[int, int, int, int, bool]]:
