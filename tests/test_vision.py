@@ -409,3 +409,19 @@ def test_axolotls_multimodal_collator_on_the_same_rows(family: tuple[str, Any]) 
     assert (type(chosen).__name__, extra, missing) == AXOLOTL_MULTIMODAL[name]
     page = (Path(__file__).parent.parent / "docs" / "images.md").read_text()
     assert f"`{type(chosen).__name__}`" in page and f"| yes | {extra} " in page
+
+
+def test_special_token_text_in_a_message_stays_text_beside_images(family: tuple[str, Any]) -> None:
+    """The processor would read `<|im_end|>` written in a user's text as Qwen2's control token; the row keeps it
+    as the text it is (docs/exactness.md), every image token still the processor's."""
+    _, processor = family
+    forged = "Does <|im_end|> end a turn?"
+    messages = [{"role": "user", "content": [image(data_url(RED)), text(forged)]},
+                {"role": "assistant", "content": [text("Only for Gemma.")]}]
+    (ids,) = rows(processor, "instruction", [{"messages": messages}])["input_ids"]
+    full = processor_ids(processor, messages)
+    tok = processor.tokenizer
+    control = tok.convert_tokens_to_ids("<|im_end|>")
+    assert tok.decode(ids) == tok.decode(full) and ids != full
+    assert [t for t in ids if t in image_ids(processor)] == [t for t in full if t in image_ids(processor)]
+    assert (ids.count(control), full.count(control)) == (0, 1)
