@@ -141,7 +141,58 @@ def llava() -> tuple[Any, Any]:
     return processor, config
 
 
-FAMILIES: dict[str, Callable[[], tuple[Any, Any]]] = {"gemma3": gemma3, "llava": llava}
+QWEN2_VL_SPECIALS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+
+@cache
+def qwen2_vl() -> tuple[Any, Any]:
+    """(processor, model config) of Qwen2-VL: `<|image_pad|>` repeated once per merged 2x2 patch group. Its
+    processor carries a video processor, which needs torchvision (`vision_families`)."""
+    from transformers import Qwen2VLConfig, Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    tok = qwen_tokenizer(QWEN2_VL_SPECIALS, get_chat_template("qwen2_vl"))
+    pixels = 56 * 56  # 4x4 patches of 14: four image tokens after the 2x2 merge
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=pixels, max_pixels=pixels),
+        tokenizer=tok,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=tok.chat_template,
+    )
+    ids = tok.convert_tokens_to_ids
+    config = Qwen2VLConfig(
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 2048,
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": tok.eos_token_id,
+        },
+        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    return processor, config
+
+
+def torchvision_imports() -> bool:
+    """Whether torchvision imports here: not beside the torch CPU wheel of the 3.11 lane (docs/images.md)."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - any failure to import it means no Qwen2-VL processor
+        return False
+    return True
+
+
+FAMILIES: dict[str, Callable[[], tuple[Any, Any]]] = {"gemma3": gemma3, "llava": llava, "qwen2_vl": qwen2_vl}
 
 
 def build(family: str, out: Path, seed: int = 0) -> Path:
