@@ -242,7 +242,7 @@ def vlm_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from vlms import build
 
     root, out = shared_dir(tmp_path_factory), {}
-    for name in [n for n in FAMILIES if n != "qwen2_vl" or torchvision_imports()]:
+    for name in ["gemma3", "qwen2_vl" if torchvision_imports() else "llava"]:  # the two trained on this lane
         model = root / f"tiny-{name}"
         with FileLock(str(root / f"tiny-{name}.lock")):
             if not (model / "config.json").is_file():
@@ -289,6 +289,9 @@ def test_axolotl_train_feeds_the_model_the_oracles_rows_and_pixels(
     from transformers import AutoProcessor
 
     name, _ = family
+    if name == "llava" and torchvision_imports():  # two families a lane through axolotl train: time
+        pytest.skip("where Qwen2-VL runs it is the second family through axolotl train; LLaVA's rows are "
+                    "checked above on every lane, and through axolotl train on the 3.11 lane")
     # the processor as the run loads it from the model's folder (with torchvision present, another image backend)
     processor = AutoProcessor.from_pretrained(vlm_models[name])
     (tmp_path / "img").mkdir()
