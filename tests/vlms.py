@@ -20,6 +20,33 @@ SIDE = 28  # pixels a side after the image processor: 2x2 patches of 14
 GEMMA3_SPECIALS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>", "<start_of_turn>", "<end_of_turn>")
 
 
+#: A one-layer vision tower's settings (SigLIP for Gemma 3, CLIP for LLaVA).
+VISION = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "image_size": SIDE,
+    "patch_size": 14,
+}
+
+
+def text_config(tok: Any, hidden: int = 32, **extra: Any) -> dict[str, Any]:
+    """A two-layer decoder's settings over `tok`'s vocabulary, `extra` the family's own."""
+    return {
+        "vocab_size": len(tok),
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 2048,
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+        **extra,
+    }
+
+
 @cache  # a processor over Qwen2's vocabulary takes seconds to build: once a worker (tests only read it)
 def gemma3(tok: Any = None, hidden: int = 32) -> tuple[Any, Any]:
     """(processor, model config) of Gemma 3: `<start_of_image>` expanded to four soft tokens, wrapped. Over
@@ -43,28 +70,10 @@ def gemma3(tok: Any = None, hidden: int = 32) -> tuple[Any, Any]:
     )
     ids = tok.convert_tokens_to_ids
     config = Gemma3Config(
-        text_config={
-            "vocab_size": len(tok),
-            "hidden_size": hidden,
-            "intermediate_size": 2 * hidden,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": hidden // 2,
-            "sliding_window": 64,
-            "max_position_embeddings": 2048,
-            "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.eos_token_id,
-            "bos_token_id": tok.bos_token_id,
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": SIDE,
-            "patch_size": 14,
-        },
+        text_config=text_config(
+            tok, hidden, head_dim=hidden // 2, sliding_window=64, bos_token_id=tok.bos_token_id
+        ),
+        vision_config=VISION,  # SigLIP
         mm_tokens_per_image=4,
         boi_token_index=ids("<start_of_image>"),
         eoi_token_index=ids("<end_of_image>"),
@@ -112,28 +121,8 @@ def llava() -> tuple[Any, Any]:
         num_additional_image_tokens=1,
     )
     config = LlavaConfig(
-        vision_config={
-            "model_type": "clip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": SIDE,
-            "patch_size": 14,
-            "projection_dim": 32,
-        },
-        text_config={
-            "model_type": "qwen2",
-            "vocab_size": len(tok),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 2048,
-            "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.eos_token_id,
-        },
+        vision_config={**VISION, "model_type": "clip_vision_model", "projection_dim": 32},
+        text_config=text_config(tok, model_type="qwen2"),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_select_strategy="default",
         vision_feature_layer=-1,
@@ -161,18 +150,7 @@ def qwen2_vl() -> tuple[Any, Any]:
     )
     ids = tok.convert_tokens_to_ids
     config = Qwen2VLConfig(
-        text_config={
-            "vocab_size": len(tok),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 2048,
-            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
-            "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.eos_token_id,
-        },
+        text_config=text_config(tok, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
         vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2,
                        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
         image_token_id=ids("<|image_pad|>"),
