@@ -31,8 +31,8 @@ from test_vision import as_processor_reads, image, text  # noqa: E402
 from vlms import data_url, gemma3  # noqa: E402
 
 #: Ours renders and tokenizes the conversation, runs the processor on the render and aligns the two: 1.82x to
-#: 1.90x the processor's time on a quiet machine (2026-12-07; docs/benchmarks.md). Rows are prepared once; the processor alone runs again
-#: at every epoch on axolotl's multimodal path.
+#: 1.90x the processor's time on a quiet machine (2026-12-07; docs/benchmarks.md). Rows are prepared once;
+#: the processor alone runs again at every epoch on axolotl's multimodal path.
 TARGET = 2.0
 
 

@@ -146,8 +146,10 @@ def wrapped(processor: Any, ids: list[int]) -> set[int]:
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def family(request: pytest.FixtureRequest) -> tuple[str, Any]:
     if request.param == "qwen2_vl" and not torchvision_imports():
-        pytest.skip("Qwen2-VL's processor needs torchvision, which does not import beside this lane's torch "
-                    "(the 3.11 CPU wheel; docs/images.md)")
+        pytest.skip(
+            "Qwen2-VL's processor needs torchvision, which does not import beside this lane's torch "
+            "(the 3.11 CPU wheel; docs/images.md)"
+        )
     processor, _ = FAMILIES[request.param]()
     return request.param, processor
 
@@ -251,8 +253,9 @@ def vlm_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def train_config(tmp_path: Path, model: Path, data: Path, masking: str) -> Path:
+def train_config(tmp_path: Path, model: Path, data: Path, masking: str, **extra: Any) -> Path:
     cfg = {
+        **extra,
         "base_model": str(model),
         "plugins": ["axolotl_multiturn.MultiTurnPlugin", "capture.CapturePlugin"],
         "multiturn": {"masking": masking},
@@ -290,8 +293,10 @@ def test_axolotl_train_feeds_the_model_the_oracles_rows_and_pixels(
 
     name, _ = family
     if name == "llava" and torchvision_imports():  # two families a lane through axolotl train: time
-        pytest.skip("where Qwen2-VL runs it is the second family through axolotl train; LLaVA's rows are "
-                    "checked above on every lane, and through axolotl train on the 3.11 lane")
+        pytest.skip(
+            "where Qwen2-VL runs it is the second family through axolotl train; LLaVA's rows are "
+            "checked above on every lane, and through axolotl train on the 3.11 lane"
+        )
     # the processor as the run loads it from the model's folder (with torchvision present, another image backend)
     processor = AutoProcessor.from_pretrained(vlm_models[name])
     (tmp_path / "img").mkdir()
@@ -303,9 +308,12 @@ def test_axolotl_train_feeds_the_model_the_oracles_rows_and_pixels(
     data = tmp_path / "chats.jsonl"
     data.write_text("".join(json.dumps(c) + "\n" for c in [*conversations, plain]))
     batches = tmp_path / "batches.jsonl"
+    # axolotl's own VLM setting, processor_type, on the second family: axolotl then loads the processor and
+    # hands it to our dataset type; without it our type loads it
+    extra = {} if name == "gemma3" else {"processor_type": "AutoProcessor"}
     run = run_axolotl(
         "train",
-        train_config(tmp_path, vlm_models[name], data, "instruction"),
+        train_config(tmp_path, vlm_models[name], data, "instruction", **extra),
         tmp_path,
         CAPTURE_BATCHES=str(batches),
         PYTHONPATH=str(ROOT / "tests"),
@@ -342,29 +350,40 @@ def test_the_preview_shows_each_image_as_one_marker_with_its_token_count(family:
 
     _, processor = family
     wrapper = strategy(processor, "instruction")
-    raw = Dataset.from_list([{"messages": [{**m, "content": m["content"] if isinstance(m["content"], list)
-                                            else [text(m["content"])]} for m in c["messages"]]}
-                             for c in CONVERSATIONS])
+    raw = Dataset.from_list(
+        [
+            {
+                "messages": [
+                    {**m, "content": m["content"] if isinstance(m["content"], list) else [text(m["content"])]}
+                    for m in c["messages"]
+                ]
+            }
+            for c in CONVERSATIONS
+        ]
+    )
     wrapper.wrap_dataset(raw)
     for item, source in zip(shown(wrapper, raw, len(CONVERSATIONS)), CONVERSATIONS):
         pieces = item.tokens()
         markers = [p for p in pieces if p.cls == "image"]
         images = json.dumps(source).count('"type": "image_url"')
         assert [re.fullmatch(r"\[image (\d+): \d+ tokens\]", p.text)[1] for p in markers] == [
-            str(n + 1) for n in range(images)]
+            str(n + 1) for n in range(images)
+        ]
         ids = item.encoded.input_ids.tolist()
         counts = [int(re.search(r": (\d+) tokens", p.text)[1]) for p in markers]
         assert sum(counts) == int(item.encoded.image.sum()) <= len(wrapped(processor, ids))
         assert all(c >= 4 for c in counts) and not any(p.trained for p in markers)  # four image tokens each
         shown_text = "".join(p.text for p in pieces if p.cls != "image")
-        assert all(part["text"] in shown_text for m in source["messages"] for part in
-                   (m["content"] if isinstance(m["content"], list) else [text(m["content"])]) if "text" in part)
+        assert all(
+            part["text"] in shown_text
+            for m in source["messages"]
+            for part in (m["content"] if isinstance(m["content"], list) else [text(m["content"])])
+            if "text" in part
+        )
         assert conversation(pieces).count('class="tok masked image"') == images
 
 
-def test_a_long_conversation_is_split_between_turns_each_window_the_processors_own_row(
-    family: tuple[str, Any]
-) -> None:
+def test_a_long_conversation_is_split_between_turns_each_window_the_processors_own_row(family: tuple[str, Any]) -> None:
     """`sequence_len` below the whole conversation: windows at turn boundaries, each the processor's ids and
     pixel values for its own messages (an image is whole in the one window that holds its message), each
     assistant turn trained in exactly one window, as the oracle labels it."""
@@ -373,19 +392,27 @@ def test_a_long_conversation_is_split_between_turns_each_window_the_processors_o
     limit = max(len(processor_ids(processor, messages[:2])), len(processor_ids(processor, messages[2:]))) + 2
     assert limit < len(processor_ids(processor, messages))
     cfg = DictDefault({"sequence_len": limit, "multiturn": {"masking": "instruction"}})
-    wrapper = axolotl_load("axolotl_multiturn.chat", processor.tokenizer, cfg,
-                           DictDefault({"path": "vision", "type": "axolotl_multiturn.chat"}), processor=processor)
-    parts = [{**m, "content": m["content"] if isinstance(m["content"], list) else [text(m["content"])]}
-             for m in messages]
+    wrapper = axolotl_load(
+        "axolotl_multiturn.chat",
+        processor.tokenizer,
+        cfg,
+        DictDefault({"path": "vision", "type": "axolotl_multiturn.chat"}),
+        processor=processor,
+    )
+    parts = [
+        {**m, "content": m["content"] if isinstance(m["content"], list) else [text(m["content"])]} for m in messages
+    ]
     out = wrapper.wrap_dataset(Dataset.from_list([{"messages": parts}])).to_dict()
     assert len(out["input_ids"]) == 2 and all(len(ids) <= limit for ids in out["input_ids"])
     trained = []
-    for ids, labels, packed, window in zip(out["input_ids"], out["labels"], out[VISION_COLUMN], (messages[:2],
-                                                                                               messages[2:])):
+    for ids, labels, packed, window in zip(
+        out["input_ids"], out["labels"], out[VISION_COLUMN], (messages[:2], messages[2:])
+    ):
         full, expected = oracle(processor, window)
         assert ids == full and labels == expected
-        theirs = processor.apply_chat_template(as_processor_reads(window), tokenize=True, return_dict=True,
-                                               return_tensors="np")
+        theirs = processor.apply_chat_template(
+            as_processor_reads(window), tokenize=True, return_dict=True, return_tensors="np"
+        )
         assert np.array_equal(unpack(packed)["pixel_values"], theirs["pixel_values"])
         trained.append([t for t in labels if t != -100])
     assert all(trained)
@@ -393,8 +420,11 @@ def test_a_long_conversation_is_split_between_turns_each_window_the_processors_o
 
 #: docs/images.md's table: per family, axolotl's strategy, tokens it trains that `instruction` masks, and
 #: generation tokens it masks, summed over CONVERSATIONS.
-AXOLOTL_MULTIMODAL = {"gemma3": ("Gemma3ProcessingStrategy", 0, 0), "llava": ("ProcessingStrategy", 66, 0),
-                      "qwen2_vl": ("Qwen2VLProcessingStrategy", 0, 0)}
+AXOLOTL_MULTIMODAL = {
+    "gemma3": ("Gemma3ProcessingStrategy", 0, 0),
+    "llava": ("ProcessingStrategy", 66, 0),
+    "qwen2_vl": ("Qwen2VLProcessingStrategy", 0, 0),
+}
 
 
 def test_axolotls_multimodal_collator_on_the_same_rows(family: tuple[str, Any]) -> None:
@@ -424,8 +454,10 @@ def test_special_token_text_in_a_message_stays_text_beside_images(family: tuple[
     as the text it is (docs/exactness.md), every image token still the processor's."""
     _, processor = family
     forged = "Does <|im_end|> end a turn?"
-    messages = [{"role": "user", "content": [image(data_url(RED)), text(forged)]},
-                {"role": "assistant", "content": [text("Only for Gemma.")]}]
+    messages = [
+        {"role": "user", "content": [image(data_url(RED)), text(forged)]},
+        {"role": "assistant", "content": [text("Only for Gemma.")]},
+    ]
     (ids,) = rows(processor, "instruction", [{"messages": messages}])["input_ids"]
     full = processor_ids(processor, messages)
     tok = processor.tokenizer
