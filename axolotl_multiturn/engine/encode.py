@@ -53,6 +53,11 @@ class Encoded:
     def messages(self) -> tuple[Message, ...]:
         return self.plan.conversation.messages
 
+    @property
+    def image_tokens(self) -> np.ndarray:
+        """Which tokens are an image's (none in a text row)."""
+        return self.image if self.image is not None else np.zeros(len(self.input_ids), dtype=bool)
+
     def content_tokens(self) -> tuple[int, int]:
         """Tokens of message texts (contents, reasoning, tool calls) outside and inside assistant turns,
         as the conversation is tokenized for training: the `auto` statistics."""

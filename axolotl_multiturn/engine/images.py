@@ -101,16 +101,21 @@ def image_bytes(url: str, folder: Path) -> bytes:
     kind = source(url)
     if kind is Source.DATA:
         match = _DATA_URL.match(url)
-        try:
-            return base64.b64decode(url[match.end() :] if match else "", validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("its data URL's base64 does not decode") from None
+        return _decoded(url[match.end() :] if match else "")
     if kind is Source.FILE:
         path = _path(url, folder)
         if not path.is_file():
             raise ValueError(f"no image file {str(path)!r}")
         return path.read_bytes()
     raise ValueError(f"{url[:60]!r} is a web URL: training never fetches images; download it and give its path")
+
+
+def _decoded(payload: str) -> bytes:
+    """A data URL's base64 payload decoded; ValueError when it does not decode."""
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("data URL's base64 does not decode") from None
 
 
 def _path(url: str, folder: Path) -> Path:
@@ -130,9 +135,9 @@ def _data_url(url: str, where: str, limit: Limits) -> Iterator[ImageProblem]:
         )
         return
     try:
-        size = len(base64.b64decode(url[match.end() :], validate=True))
-    except (binascii.Error, ValueError):
-        yield ("MT119", "the data URL's base64 does not decode", where)
+        size = len(_decoded(url[match.end() :]))
+    except ValueError as error:
+        yield ("MT119", f"the {error}", where)
         return
     yield from _size(size, where, limit)
 

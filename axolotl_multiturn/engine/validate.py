@@ -413,9 +413,11 @@ def parse_conversation(obj: Mapping[str, Any], open_calls: bool = False, images:
     if problems:
         raise InvalidConversation(problems)
     image = next(image_urls(obj["messages"]), None)
-    if image is not None and images is None:
-        raise InvalidConversation(
-            [
+    if image is not None:
+        found = (
+            [Problem(code, message, where) for code, message, where in check_images(obj["messages"], images)]
+            if images is not None
+            else [
                 Problem(
                     "MT123",
                     "an image, but the model takes text only (no image processor): train a vision-language "
@@ -424,8 +426,6 @@ def parse_conversation(obj: Mapping[str, Any], open_calls: bool = False, images:
                 )
             ]
         )
-    if image is not None and images is not None:
-        found = [Problem(code, message, where) for code, message, where in check_images(obj["messages"], images)]
         if found:
             raise InvalidConversation(found)
     tools = obj.get("tools")

@@ -85,21 +85,6 @@ def _merge(item: Encoded, theirs: np.ndarray) -> tuple[np.ndarray, ...]:
     ours = (kinds[item.first] == Kind.IMAGE) | (kinds[item.last] == Kind.IMAGE)  # our tokens of image markup
     pieces: list[tuple[np.ndarray, ...]] = []
     for i1, i2, j1, j2, equal in _blocks(item.input_ids, theirs):
-        # the image markup next to the run: the one before it (a processor expands a placeholder in place, so
-        # what follows it is its image's), else the one after it (Gemma 3's newlines before `<start_of_image>`)
-        around = [k for k in (i1 - 1, i2) if 0 <= k < len(ours) and ours[k]][:1]
-        if not equal and not (ours[i1:i2].any() or around):  # text the two tokenize differently: ours
-            pieces.append(
-                (
-                    item.input_ids[i1:i2],
-                    item.first[i1:i2],
-                    item.last[i1:i2],
-                    np.zeros(i2 - i1, dtype=bool),
-                    item.offsets[i1:i2],
-                    np.full(i2 - i1, -1),
-                )
-            )
-            continue
         if equal:
             pieces.append(
                 (
@@ -109,6 +94,21 @@ def _merge(item: Encoded, theirs: np.ndarray) -> tuple[np.ndarray, ...]:
                     ours[i1:i2],
                     item.offsets[i1:i2],
                     np.arange(j1, j2),
+                )
+            )
+            continue
+        # the image markup next to the run: the one before it (a processor expands a placeholder in place, so
+        # what follows it is its image's), else the one after it (Gemma 3's newlines before `<start_of_image>`)
+        around = [k for k in (i1 - 1, i2) if 0 <= k < len(ours) and ours[k]][:1]
+        if not (ours[i1:i2].any() or around):  # text the two tokenize differently: ours
+            pieces.append(
+                (
+                    item.input_ids[i1:i2],
+                    item.first[i1:i2],
+                    item.last[i1:i2],
+                    np.zeros(i2 - i1, dtype=bool),
+                    item.offsets[i1:i2],
+                    np.full(i2 - i1, -1),
                 )
             )
             continue

@@ -48,7 +48,7 @@ class Shown:
         their count, where the template's markup for it stood."""
         text, out, position = self.encoded.rendered.text, [], 0
         spans = self.encoded.rendered.spans
-        image = self.encoded.image if self.encoded.image is not None else np.zeros(len(self.labels), dtype=bool)
+        image = self.encoded.image_tokens
         run, images, owner = 0, 0, self.encoded.last  # an image token's last span is its image's markup
         for index, ((start, end), label) in enumerate(zip(self.encoded.offsets, self.labels)):
             start, end = max(int(start), position), max(int(end), position)
@@ -93,7 +93,7 @@ class Shown:
         names = [f"{i} {m.role}" for i, m in enumerate(self.encoded.messages)]
         total: Counter[str] = Counter()
         trained: Counter[str] = Counter()
-        image = self.encoded.image if self.encoded.image is not None else np.zeros(len(self.labels), dtype=bool)
+        image = self.encoded.image_tokens
         for first, label, is_image in zip(self.encoded.first, self.labels, image):
             span = spans[first]
             name = (
